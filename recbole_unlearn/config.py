@@ -1,0 +1,58 @@
+"""RecBole's Config, plus the YAML defaults that ship in recbole-unlearn's ``properties/``.
+
+RecBole reads model and dataset YAML only from its own package folder. This subclass merges ours after
+RecBole's internal files (so they win over RecBole's defaults) and before the user's files, dicts and
+command line (which win over ours), in the same fixed order RecBole uses.
+"""
+
+import os
+from importlib.resources import files
+from logging import getLogger
+
+import recbole
+from recbole.config import Config as RecBoleConfig
+
+PROPERTIES = files("recbole_unlearn.properties")
+BUNDLED_DATASETS = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
+
+
+def property_files(model, dataset):
+    """Our YAML files that apply to ``model`` on ``dataset``, in merge order."""
+    candidates = [
+        PROPERTIES / "overall.yaml",
+        PROPERTIES / "dataset" / f"{dataset}.yaml",
+        PROPERTIES / "model" / f"{model}.yaml",
+    ]
+    return [str(path) for path in candidates if path.is_file()]
+
+
+class Config(RecBoleConfig):
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        for path in property_files(model, dataset):
+            config_dict = self._update_internal_config_dict(path)
+            if "dataset" in os.path.basename(os.path.dirname(path)):
+                self.parameters["Dataset"] += [
+                    key for key in config_dict if key not in self.parameters["Dataset"]
+                ]
+
+    def _set_default_parameters(self):
+        data_root = self.final_config_dict["data_path"]
+        super()._set_default_parameters()
+        self.final_config_dict["data_path"] = resolve_data_path(data_root, self.dataset)
+
+
+def resolve_data_path(data_root, dataset):
+    """``data_root/dataset`` if it exists, else the copy inside the installed recbole wheel, if any.
+
+    RecBole itself always uses its bundled ml-100k, even when the user has a local copy.
+    """
+    local = os.path.join(data_root, dataset)
+    bundled = os.path.join(BUNDLED_DATASETS, dataset)
+    if os.path.isdir(local) or not os.path.isdir(bundled):
+        return local
+    getLogger().info(
+        f"No local copy of dataset [{dataset}] under [{data_root}]; "
+        f"using the copy shipped with recbole: [{bundled}]"
+    )
+    return bundled

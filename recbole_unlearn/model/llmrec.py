@@ -1,0 +1,79 @@
+"""LLMRec: a language model asked whether a user will like an item, scored as P("yes")."""
+
+import torch
+from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
+from recbole.utils import InputType
+
+from recbole_unlearn.model.backbone import Seq2SeqBackbone
+
+IGNORE_INDEX = -100
+
+
+class LLMRec(ContextRecommender):
+    """A CONTEXT model, so RecBole's labeled evaluation (AUC, LogLoss) treats it exactly like DeepFM.
+
+    Prompts are tokenized once by ``LLMRecDataset`` (fields ``prompt_ids``/``prompt_length``); a batch
+    is trimmed to its longest prompt. The score is the softmax over the two answer tokens' logits.
+    """
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        # ContextRecommender.__init__ would build an embedding table per dataset field, which LLMRec
+        # never uses (the prompt carries the features); skip it to keep parameter counts honest.
+        AbstractRecommender.__init__(self)
+        self.LABEL = config["LABEL_FIELD"]
+        self.device = config["device"]
+        self.prompt_field = dataset.prompt_field
+        self.prompt_length_field = dataset.prompt_length_field
+        self.tokenizer = dataset.tokenizer
+        self.backbone = Seq2SeqBackbone.from_config(config, self.tokenizer)
+        self.answer_ids, targets = self._answers(config["answer_words"])
+        # Row 0 is the "no" target, row 1 the "yes" target, so labels index them directly.
+        self.register_buffer("target_ids", targets.flip(0), persistent=False)
+
+    def _answers(self, answer_words):
+        """Answer-token ids (looked up in the tokenizer, never hard-coded) and padded target sequences."""
+        if len(answer_words) != 2 or not all(isinstance(word, str) for word in answer_words):
+            raise ValueError(
+                f"answer_words must be two strings, got {answer_words!r} "
+                "(YAML reads unquoted Yes/No as booleans: quote them)."
+            )
+        targets = [self.tokenizer(f"{word}.")["input_ids"] for word in answer_words]
+        answer_ids = [self.tokenizer(word, add_special_tokens=False)["input_ids"][0] for word in answer_words]
+        if len(set(answer_ids)) != 2 or any(t[0] != a for t, a in zip(targets, answer_ids)):
+            raise ValueError(
+                f"answer_words {answer_words} must start with two distinct tokens of the tokenizer; "
+                f"got ids {answer_ids}."
+            )
+        width = max(map(len, targets))
+        padded = torch.full((2, width), IGNORE_INDEX, dtype=torch.long)
+        for row, target in enumerate(targets):
+            padded[row, : len(target)] = torch.tensor(target)
+        return answer_ids, padded
+
+    def _prompts(self, interaction):
+        lengths = interaction[self.prompt_length_field]
+        ids = interaction[self.prompt_field][:, : int(lengths.max())]
+        mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths[:, None]
+        return ids.masked_fill(~mask, self.tokenizer.pad_token_id), mask.long()
+
+    def answer_logits(self, interaction):
+        """Full-vocabulary logits at the answer position, shape [batch, vocab]."""
+        return self.backbone.answer_logits(*self._prompts(interaction))
+
+    def yes_no_logits(self, interaction):
+        """Logits of the (yes, no) answer tokens, shape [batch, 2]."""
+        return self.answer_logits(interaction)[:, self.answer_ids]
+
+    def calculate_loss(self, interaction):
+        targets = self.target_ids[interaction[self.LABEL].long()]
+        return self.backbone.answer_loss(*self._prompts(interaction), targets)
+
+    def predict(self, interaction):
+        return torch.softmax(self.yes_no_logits(interaction), dim=-1)[:, 0]
+
+    def save_pretrained(self, directory):
+        """Backbone and tokenizer, so ``llm_path: directory`` loads this model back."""
+        self.backbone.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)

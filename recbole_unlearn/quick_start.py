@@ -1,0 +1,93 @@
+"""Entry points in the shape of RecBole's ``run_recbole``.
+
+For now: train and test one or more models (LLMRec and/or RecBole's built-in context-aware models) on
+one data configuration, so their test metrics come from the same split and the same metric code.
+"""
+
+import argparse
+import time
+from logging import getLogger
+
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+from recbole_unlearn.compat import safe_trainer_class
+from recbole_unlearn.config import Config
+
+
+def train_and_test(model, dataset, config_file_list=None, config_dict=None, saved=True):
+    """Train ``model`` on ``dataset`` and evaluate its best checkpoint on the test split.
+
+    Unlike RecBole's run_recbole this never imports ray and skips ``get_flops`` (which deep-copies
+    the model, too costly for an LLM backbone).
+    """
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    logger.info(f"Dataset files: {config['data_path']}")
+
+    data = create_dataset(config)
+    logger.info(data)
+    train_data, valid_data, test_data = data_preparation(config, data)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    recommender = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(recommender)
+    trainer_class = safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))
+    trainer = trainer_class(config, recommender)
+
+    start = time.perf_counter()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    train_seconds = time.perf_counter() - start
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    logger.info(f"best valid : {best_valid_result}")
+    logger.info(f"test result: {test_result}")
+    return {
+        "model": config["model"],
+        "best_valid_score": best_valid_score,
+        "valid_result": dict(best_valid_result or {}),
+        "test_result": dict(test_result),
+        "train_seconds": train_seconds,
+        "trainable_parameters": sum(p.numel() for p in recommender.parameters() if p.requires_grad),
+        "checkpoint": trainer.saved_model_file if saved else None,
+        "config": config,
+    }
+
+
+def run_recbole_unlearn(model, dataset, config_file_list=None, config_dict=None, saved=True):
+    """Train and test each model of ``model`` (a name, a comma-separated string or a list)."""
+    models = model.split(",") if isinstance(model, str) else list(model)
+    return [
+        train_and_test(name.strip(), dataset, config_file_list, config_dict, saved) for name in models
+    ]
+
+
+def format_results(results):
+    metrics = list(dict.fromkeys(key for r in results for key in r["test_result"]))
+    header = ["model"] + [f"test {m}" for m in metrics] + ["train s", "trainable params"]
+    rows = [
+        [r["model"]]
+        + [f"{r['test_result'].get(m, float('nan')):.4f}" for m in metrics]
+        + [f"{r['train_seconds']:.0f}", f"{r['trainable_parameters']:,}"]
+        for r in results
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", "-m", default="LLMRec", help="model name(s), comma-separated")
+    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
+    # Any other --key=value is read by RecBole's Config from the command line, as in run_recbole.py.
+    args, _ = parser.parse_known_args(argv)
+    config_files = args.config_files.strip().split(" ") if args.config_files else None
+    results = run_recbole_unlearn(args.model, args.dataset, config_file_list=config_files)
+    print(format_results(results))
+    return results

@@ -1,0 +1,38 @@
+from setuptools import setup
+
+setup(
+    name="recbole-unlearn",
+    version="0.1.0",
+    description="Recommendation unlearning (E2URec and baselines) for LLM-based and classic recommenders in RecBole",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=[
+        "recbole_unlearn.evaluation",
+        "recbole_unlearn",
+        "recbole_unlearn.data",
+        "recbole_unlearn.model",
+        "recbole_unlearn.properties",
+    ],
+    # The YAML defaults live in the top-level properties/ folder and ship inside the package.
+    package_dir={"recbole_unlearn.properties": "properties"},
+    package_data={"recbole_unlearn.properties": ["*.yaml", "model/*.yaml", "dataset/*.yaml"]},
+    py_modules=[],
+    install_requires=[
+        "recbole==1.2.1",
+        "torch>=2.6",
+        "transformers>=5.0",
+        "tokenizers>=0.21",
+        "peft>=0.17",
+        "safetensors>=0.4",
+        "pyyaml>=6",
+        # RecBole 1.2.1's Config assigns np.float_ (removed in numpy 2).
+        "numpy>=1.24,<2",
+        # RecBole 1.2.1's Dataset._fill_nan relies on chained in-place fillna (a no-op in pandas 3).
+        "pandas>=2,<3",
+        "scikit-learn>=1.3",
+        "scipy>=1.10",
+    ],
+    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    entry_points={"console_scripts": ["recbole-unlearn=recbole_unlearn.quick_start:main"]},
+)

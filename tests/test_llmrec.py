@@ -1,0 +1,90 @@
+"""A tiny LLMRec trained on a real ML-100K slice through RecBole's own data and training code."""
+
+import json
+import os
+
+import pytest
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer
+
+from recbole_unlearn.compat import safe_trainer_class
+from recbole_unlearn.model.llmrec import LLMRec
+
+from conftest import small_config
+
+
+def build(config):
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train._dataset)
+    trainer = safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    return model, trainer, (train, valid, test)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    os.chdir(tmp_path_factory.mktemp("llmrec"))
+    config = small_config(epochs=3, learning_rate=0.001)
+    model, trainer, (train, valid, test) = build(config)
+    trainer.fit(train, valid, saved=True)
+    test_result = trainer.evaluate(test, load_best_model=True)
+    return config, model, trainer, test, test_result
+
+
+def predictions(model, data):
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model.predict(batch[0]) for batch in data])
+
+
+def test_tiny_llmrec_beats_chance_on_test(trained):
+    *_, test_result = trained
+    assert test_result["auc"] > 0.6
+    assert 0 < test_result["logloss"] < 0.75
+
+
+def test_answer_ids_come_from_the_tokenizer(trained):
+    _, model, *_ = trained
+    vocabulary = model.tokenizer.get_vocab()
+    assert model.answer_ids == [vocabulary["yes"], vocabulary["no"]]
+    assert max(model.answer_ids) < model.backbone.model.get_input_embeddings().num_embeddings
+
+
+def test_best_checkpoint_round_trip(trained, workdir):
+    config, model, trainer, test, test_result = trained
+    checkpoint = trainer.saved_model_file
+    assert checkpoint.endswith(".safetensors") and os.path.isfile(checkpoint)
+    with open(os.path.splitext(checkpoint)[0] + ".json") as f:
+        assert json.load(f)["model"] == "LLMRec"
+
+    fresh = LLMRec(config, test._dataset)
+    assert not torch.equal(predictions(fresh, test), predictions(model, test))
+    fresh_trainer = get_trainer(config["MODEL_TYPE"], "LLMRec")(config, fresh)
+    assert fresh_trainer.evaluate(test, load_best_model=True, model_file=checkpoint) == test_result
+    assert torch.allclose(predictions(fresh, test), predictions(model, test))
+
+
+def test_llm_path_loads_a_saved_t5_and_its_tokenizer(trained, workdir):
+    _, model, _, test, _ = trained
+    model.save_pretrained(workdir / "llm")
+    assert (workdir / "llm" / "config.json").is_file() and (workdir / "llm" / "tokenizer.json").is_file()
+
+    reloaded, _, (_, _, reloaded_test) = build(small_config(llm_path=str(workdir / "llm")))
+    assert type(reloaded.tokenizer).__name__ == type(model.tokenizer).__name__
+    assert torch.allclose(predictions(reloaded, reloaded_test), predictions(model, test), atol=1e-6)
+
+
+def test_llm_path_that_is_not_a_model_directory(workdir):
+    with pytest.raises(ValueError, match="is not a Hugging Face model directory"):
+        create_dataset(small_config(llm_path=str(workdir)))
+
+
+def test_checkpoint_of_another_model_is_refused(trained, workdir):
+    config, *_ = trained
+    deepfm_config = small_config("DeepFM", epochs=1)
+    _, deepfm_trainer, (train, valid, _) = build(deepfm_config)
+    deepfm_trainer.fit(train, valid, saved=True)
+    _, llmrec_trainer, (_, _, test) = build(config)
+    with pytest.raises(ValueError, match="written by model 'DeepFM', not 'LLMRec'"):
+        llmrec_trainer.evaluate(test, load_best_model=True, model_file=deepfm_trainer.saved_model_file)
