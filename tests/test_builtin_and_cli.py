@@ -18,7 +18,7 @@ def test_deepfm_trains_with_the_plugin_imported(workdir):
     result = train_and_test(
         "DeepFM", "ml-100k",
         config_dict={"use_gpu": False, "state": "warning", "show_progress": False,
-                     "val_interval": SMALL_WINDOW, "epochs": 5},
+                     "val_interval": SMALL_WINDOW, "epochs": 10, "train_batch_size": 128},
     )
     assert result["test_result"]["auc"] > 0.6
     assert result["checkpoint"].endswith(".safetensors") and os.path.isfile(result["checkpoint"])

@@ -30,17 +30,18 @@ def raw_inter():
     return inter
 
 
-def raw_rows(dataset):
-    """(user token, item token, timestamp) of every sample of the dataset."""
+def raw_rows(dataset, raw_inter):
+    """(user token, item token, raw timestamp) of every sample (the dataset's timestamps are normalised)."""
     inter = dataset.inter_feat
     users = dataset.field2id_token["user_id"][inter["user_id"].values]
     items = dataset.field2id_token["item_id"][inter["item_id"].values]
-    return users, items, inter["timestamp"].values
+    when = raw_inter.set_index(["user_id", "item_id"])["timestamp"]
+    return users, items, when.loc[list(zip(users, items))].values
 
 
 def test_history_is_strictly_earlier_and_never_the_target(dataset, raw_inter):
     when = {(u, i): t for u, i, t in zip(raw_inter.user_id, raw_inter.item_id, raw_inter.timestamp)}
-    users, items, times = raw_rows(dataset)
+    users, items, times = raw_rows(dataset, raw_inter)
     histories = dataset.inter_feat["history_item_id"].values
     item_tokens = dataset.field2id_token["item_id"]
     checked = 0
@@ -55,7 +56,7 @@ def test_history_is_strictly_earlier_and_never_the_target(dataset, raw_inter):
 def test_history_is_the_k_most_recent_earlier_ratings(dataset, raw_inter):
     k = dataset.config["history_length"]
     by_user = {u: g.sort_values(["timestamp", "row"]) for u, g in raw_inter.groupby("user_id")}
-    users, items, times = raw_rows(dataset)
+    users, items, times = raw_rows(dataset, raw_inter)
     inter = dataset.inter_feat
     rng = np.random.default_rng(0)
     for index in rng.choice(len(inter), size=300, replace=False):
@@ -66,8 +67,8 @@ def test_history_is_the_k_most_recent_earlier_ratings(dataset, raw_inter):
         assert list(inter["history_rating"].values[index]) == list(earlier.rating)
 
 
-def test_prompt_of_a_known_interaction(dataset):
-    users, items, times = raw_rows(dataset)
+def test_prompt_of_a_known_interaction(dataset, raw_inter):
+    users, items, times = raw_rows(dataset, raw_inter)
     (index,) = np.flatnonzero((users == "234") & (items == "1184"))
     expected = (
         "The user is a male. His job is retired. His age is 60. He watched the following movies in "

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer
+from recbole.utils import get_model, get_trainer, init_seed
 
 from recbole_unlearn.compat import safe_trainer_class
 from recbole_unlearn.model.llmrec import LLMRec
@@ -15,6 +15,7 @@ from conftest import small_config
 
 
 def build(config):
+    init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
     model = get_model(config["model"])(config, train._dataset)
