@@ -37,7 +37,8 @@ def main():
     config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning"})
     init_seed(config["seed"], config["reproducibility"])
     start = time.perf_counter()
-    train_data, valid_data, _ = data_preparation(config, create_dataset(config))
+    dataset = create_dataset(config)
+    train_data, valid_data, _ = data_preparation(config, dataset)
     prepare_seconds = time.perf_counter() - start
     model = get_model("LLMRec")(config, train_data._dataset).to(config["device"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
@@ -58,7 +59,7 @@ def main():
     parameters = sum(p.numel() for p in model.parameters())
     print(f"device                 : {config['device']} ({torch.get_num_threads()} threads)")
     print(f"backbone               : {config['llm_path'] or 'T5 from llm_config'}, {parameters:,} parameters")
-    print(f"data preparation       : {prepare_seconds:.1f} s (load, history, tokenize {len(train_data._dataset) + len(valid_data._dataset)}+ prompts)")
+    print(f"data preparation       : {prepare_seconds:.1f} s (load, history, tokenize {len(dataset)} prompts)")
     print(f"training               : {train_rate:.0f} prompts/s (batch {config['train_batch_size']})")
     print(f"inference              : {infer_rate:.0f} prompts/s (batch {config['eval_batch_size']})")
     print(f"peak memory (RSS)      : {peak_rss_mib():.0f} MiB")
