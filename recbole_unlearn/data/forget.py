@@ -1,0 +1,140 @@
+"""Forget requests: which part of the training split a model must forget.
+
+Only the training split is split; valid and test stay as they are. A request works at one level:
+``user`` (all of a user's training interactions), ``item`` (all interactions with an item) or
+``interaction`` (single user-item ratings, given as ``user:item``). It names its ids explicitly
+(``forget_ids`` or ``forget_file``, raw tokens as in the atomic files) or draws a ``forget_ratio`` of the
+level's units (users, items or interactions of the training split) with ``seed``.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVELS = ("user", "item", "interaction")
+PAIR_SEPARATOR = ":"
+
+
+def read_id_file(path):
+    """One id per line; a BOM, CRLF line ends and blank lines are fine."""
+    with open(path, encoding="utf-8-sig") as f:
+        return [line.strip() for line in f.read().splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    level: str = "user"
+    ratio: float = 0.2
+    ids: tuple = ()
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.level not in LEVELS:
+            raise ValueError(f"forget_level must be one of {list(LEVELS)}, got {self.level!r}.")
+        if not self.ids and not (isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1):
+            raise ValueError(f"forget_ratio must be in (0, 1), got {self.ratio!r}.")
+        ids = [str(i).strip() for i in self.ids]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"forget_ids lists these ids more than once: {duplicates[:10]}.")
+        object.__setattr__(self, "ids", tuple(ids))
+
+    @classmethod
+    def from_config(cls, config):
+        ids = list(config["forget_ids"] or [])
+        if config["forget_file"]:
+            ids += read_id_file(config["forget_file"])
+        return cls(
+            level=config["forget_level"] or "user",
+            ratio=config["forget_ratio"],
+            ids=tuple(ids),
+            seed=config["seed"],
+        )
+
+    def describe(self):
+        """Level, size and a SHA-256 of the sorted ids: enough to identify a request without its ids."""
+        what = f"{len(self.ids)} ids" if self.ids else f"ratio {self.ratio}"
+        return f"{self.level}-level forget request, {what}, seed {self.seed}"
+
+    def key(self):
+        payload = "\n".join([self.level, repr(self.ratio), str(self.seed), *sorted(self.ids)])
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def mask(self, dataset):
+        """Boolean mask over ``dataset.inter_feat`` rows (a training split) that are to be forgotten."""
+        inter = dataset.inter_feat
+        users = inter[dataset.uid_field].numpy()
+        items = inter[dataset.iid_field].numpy()
+        if self.level == "interaction":
+            units = users.astype(np.int64) * dataset.item_num + items
+        else:
+            units = users if self.level == "user" else items
+        chosen = self._explicit_units(dataset) if self.ids else self._drawn_units(units)
+        mask = np.isin(units, chosen)
+        if not mask.any():
+            raise ValueError(f"The {self.describe()} selects no training interaction: the forget set is empty.")
+        if mask.all():
+            raise ValueError(
+                f"The {self.describe()} covers the whole training split: nothing would be retained."
+            )
+        return mask
+
+    def _drawn_units(self, units):
+        candidates = np.unique(units)
+        count = int(round(self.ratio * len(candidates)))
+        if count == 0:
+            raise ValueError(
+                f"forget_ratio {self.ratio} of {len(candidates)} training {self.level}s is zero: "
+                "the forget set is empty."
+            )
+        return np.random.default_rng(self.seed).choice(candidates, size=count, replace=False)
+
+    def _explicit_units(self, dataset):
+        known, unknown = [], []
+        for token in self.ids:
+            unit = self._unit_of(dataset, token)
+            (unknown if unit is None else known).append(token if unit is None else unit)
+        if unknown:
+            raise ValueError(
+                f"forget_ids has {len(unknown)} {self.level} id(s) not in the training split of "
+                f"'{dataset.dataset_name}': {unknown[:10]}" + (" ..." if len(unknown) > 10 else "")
+            )
+        return np.array(known, dtype=np.int64)
+
+    def _unit_of(self, dataset, token):
+        """The remapped unit id of a raw token, or None if the training split has no such unit."""
+        inter = dataset.inter_feat
+        if self.level == "interaction":
+            user, sep, item = token.partition(PAIR_SEPARATOR)
+            user_id = dataset.field2token_id[dataset.uid_field].get(user)
+            item_id = dataset.field2token_id[dataset.iid_field].get(item)
+            if not sep or user_id is None or item_id is None:
+                return None
+            pairs = (inter[dataset.uid_field] == user_id) & (inter[dataset.iid_field] == item_id)
+            return user_id * dataset.item_num + item_id if bool(pairs.any()) else None
+        field = dataset.uid_field if self.level == "user" else dataset.iid_field
+        unit = dataset.field2token_id[field].get(token)
+        if unit is None or not bool((inter[field] == unit).any()):
+            return None
+        return unit
+
+    def split(self, train_dataset):
+        """(forget, retain) datasets: disjoint, and together exactly the training split."""
+        mask = self.mask(train_dataset)
+        inter = train_dataset.inter_feat
+        return (
+            train_dataset.copy(inter[np.flatnonzero(mask)]),
+            train_dataset.copy(inter[np.flatnonzero(~mask)]),
+        )
+
+
+def shard_assignment(train_dataset, n_shards, seed):
+    """SISA shards: each user's training interactions go to one of ``n_shards`` shards (seeded)."""
+    users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
+    unique_users = np.unique(users)
+    if n_shards < 1 or n_shards > len(unique_users):
+        raise ValueError(f"n_shards must be between 1 and {len(unique_users)} (users), got {n_shards}.")
+    shuffled = np.random.default_rng(seed).permutation(unique_users)
+    shard_of_user = dict(zip(shuffled, np.arange(len(shuffled)) % n_shards))
+    return np.array([shard_of_user[u] for u in users])
