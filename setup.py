@@ -13,10 +13,12 @@ setup(
         "recbole_unlearn.data",
         "recbole_unlearn.model",
         "recbole_unlearn.properties",
+        "recbole_unlearn.unlearn",
+        "recbole_unlearn.unlearn.methods",
     ],
     # The YAML defaults live in the top-level properties/ folder and ship inside the package.
     package_dir={"recbole_unlearn.properties": "properties"},
-    package_data={"recbole_unlearn.properties": ["*.yaml", "model/*.yaml", "dataset/*.yaml"]},
+    package_data={"recbole_unlearn.properties": ["*.yaml", "model/*.yaml", "dataset/*.yaml", "method/*.yaml"]},
     py_modules=[],
     install_requires=[
         "recbole==1.2.1",

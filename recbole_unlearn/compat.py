@@ -22,6 +22,8 @@ from safetensors.torch import load_model, save_model
 CHECKPOINT_SUFFIX = ".safetensors"
 
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset")
+# RecBole's training loop builds torch.cuda.amp.GradScaler (deprecated alias) on every epoch.
+warnings.filterwarnings("ignore", message=r"`torch\.cuda\.amp\.GradScaler", category=FutureWarning)
 
 
 def sidecar_path(checkpoint_file):

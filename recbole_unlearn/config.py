@@ -17,9 +17,15 @@ BUNDLED_DATASETS = os.path.join(os.path.dirname(recbole.__file__), "dataset_exam
 
 
 def property_files(model, dataset):
-    """Our YAML files that apply to ``model`` on ``dataset``, in merge order."""
+    """Our YAML files that apply to ``model`` on ``dataset``, in merge order.
+
+    Every method's defaults are always loaded: their keys carry the method's name, so one run can
+    compare several methods.
+    """
     candidates = [
         PROPERTIES / "overall.yaml",
+        PROPERTIES / "unlearn.yaml",
+        *sorted((PROPERTIES / "method").iterdir(), key=lambda path: path.name),
         PROPERTIES / "dataset" / f"{dataset}.yaml",
         PROPERTIES / "model" / f"{model}.yaml",
     ]

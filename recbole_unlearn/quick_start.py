@@ -1,10 +1,9 @@
-"""Entry points in the shape of RecBole's ``run_recbole``.
-
-For now: train and test one or more models (LLMRec and/or RecBole's built-in context-aware models) on
-one data configuration, so their test metrics come from the same split and the same metric code.
+"""Entry points in the shape of RecBole's ``run_recbole``: the unlearning protocol, or (with
+``unlearn_method: none``) plain training and testing of one or more models on one data configuration.
 """
 
 import argparse
+import os
 import time
 from logging import getLogger
 
@@ -13,6 +12,10 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
 from recbole_unlearn.compat import safe_trainer_class
 from recbole_unlearn.config import Config
+from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
+from recbole_unlearn.registry import get_unlearn_methods
+from recbole_unlearn.unlearn.methods.retrain import Retrain
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
 
 def train_and_test(model, dataset, config_file_list=None, config_dict=None, saved=True):
@@ -58,12 +61,59 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
     }
 
 
-def run_recbole_unlearn(model, dataset, config_file_list=None, config_dict=None, saved=True):
-    """Train and test each model of ``model`` (a name, a comma-separated string or a list)."""
-    models = model.split(",") if isinstance(model, str) else list(model)
-    return [
-        train_and_test(name.strip(), dataset, config_file_list, config_dict, saved) for name in models
+def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None, config_dict=None):
+    """The unlearning protocol for each model of ``model`` (a name, a comma-separated string or a list).
+
+    With ``unlearn_method: none`` each model is only trained and tested (``train_and_test``).
+    """
+    models = [name.strip() for name in (model.split(",") if isinstance(model, str) else model)]
+    config = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    if config["unlearn_method"] == "none":
+        results = [train_and_test(name, dataset, config_file_list, config_dict) for name in models]
+        print(format_results(results))
+        return results
+    return [unlearn_one(name, dataset, config_file_list, config_dict) for name in models]
+
+
+def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
+    """Original -> forget request -> Retrain -> each selected method -> evaluation, for one model."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    methods = get_unlearn_methods(config["unlearn_method"])
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    logger.info(f"Dataset files: {config['data_path']}")
+
+    protocol = UnlearnProtocol(config)
+    original, original_cost = protocol.original()
+    reference, reference_cost = protocol.reference(original)
+    rows = [
+        protocol.evaluate("original", original, original_cost, reference),
+        protocol.evaluate("retrain", reference, reference_cost, reference),
     ]
+    for method in methods:
+        if method is not Retrain:
+            unlearned, cost = protocol.unlearn(method, original)
+            rows.append(protocol.evaluate(method.method, unlearned, cost, reference))
+
+    context = {
+        "model": model,
+        "dataset": dataset,
+        "forget_request": protocol.request.describe(),
+        "forget_interactions": int(protocol.forget_mask.sum()),
+        "retain_interactions": int((~protocol.forget_mask).sum()),
+        "seed": config["seed"],
+    }
+    write_results(rows, protocol.run_dir, context)
+    tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), f"{model} on {dataset}: {context['forget_request']}")
+    table = markdown_table(rows)
+    logger.info("\n" + table)
+    print(f"{model} on {dataset}, {context['forget_request']} "
+          f"({context['forget_interactions']} forget / {context['retain_interactions']} retain interactions)")
+    print(table)
+    print(f"Results: {protocol.run_dir}")
+    return {"rows": rows, "run_dir": protocol.run_dir, "context": context}
 
 
 def format_results(results):
@@ -88,6 +138,4 @@ def main(argv=None):
     # Any other --key=value is read by RecBole's Config from the command line, as in run_recbole.py.
     args, _ = parser.parse_known_args(argv)
     config_files = args.config_files.strip().split(" ") if args.config_files else None
-    results = run_recbole_unlearn(args.model, args.dataset, config_file_list=config_files)
-    print(format_results(results))
-    return results
+    return run_recbole_unlearn(args.model, args.dataset, config_file_list=config_files)

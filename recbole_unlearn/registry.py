@@ -4,6 +4,7 @@
   we publish our model modules under those names in ``sys.modules``.
 - ``recbole.utils.get_trainer`` looks for ``recbole.trainer.<Model>Trainer``, and
   ``recbole.data.create_dataset`` for ``recbole.data.dataset.<Model>Dataset``: we add attributes there.
+- Unlearning methods are selected by the config key ``unlearn_method`` from ``UNLEARN_METHODS``.
 - Metrics: RecBole builds its metric tables at import; we merge ours into them.
 Every step is idempotent, so importing recbole_unlearn twice (or reloading) changes nothing.
 """
@@ -18,11 +19,28 @@ from recbole.evaluator import register
 from recbole_unlearn.data.dataset import LLMRecDataset
 from recbole_unlearn.model import llmrec
 from recbole_unlearn.trainer import LLMRecTrainer
+from recbole_unlearn.unlearn.methods.bad_teacher import BadTeacher
+from recbole_unlearn.unlearn.methods.e2urec import E2URec
+from recbole_unlearn.unlearn.methods.neggrad import NegGrad
+from recbole_unlearn.unlearn.methods.retrain import Retrain
+from recbole_unlearn.unlearn.methods.sisa import SISA
 
 MODEL_MODULES = {"recbole.model.context_aware_recommender.llmrec": llmrec}
 TRAINERS = {"LLMRecTrainer": LLMRecTrainer}
 DATASETS = {"LLMRecDataset": LLMRecDataset}
 METRIC_MODULES = ["recbole_unlearn.evaluation.metrics"]
+# The config key `unlearn_method` selects from these (in this order for `all`).
+UNLEARN_METHODS = {method.method: method for method in (Retrain, SISA, NegGrad, BadTeacher, E2URec)}
+
+
+def get_unlearn_methods(names):
+    """The method classes named by ``unlearn_method``: one name, a comma-separated list, or ``all``."""
+    if isinstance(names, str):
+        names = list(UNLEARN_METHODS) if names.strip() == "all" else names.split(",")
+    unknown = [name for name in names if name.strip() not in UNLEARN_METHODS]
+    if unknown:
+        raise ValueError(f"unlearn_method {unknown} is unknown; choose from {list(UNLEARN_METHODS)} or 'all'.")
+    return [UNLEARN_METHODS[name.strip()] for name in names]
 
 
 def register_models():

@@ -1,7 +1,18 @@
-"""Metrics added to RecBole's evaluator (registered by ``recbole_unlearn.registry``)."""
+"""Metrics: ACC for RecBole's evaluator; forgetting distances and utility on the forget set.
 
+Every class here is registered as a RecBole metric (``registry.register_metrics``).
+
+Forgetting is judged by how close the unlearned model's answer distribution is to the Retrain
+model's, per forget sample, averaged: the true Jensen-Shannon divergence, the L2 distance, and the
+symmetric KL ``0.5*KL(p||q) + 0.5*KL(q||p)`` that the official E2URec code computes and the paper reports
+under the name "JSD" (we call it ``sym_kl``). Each over the full vocabulary at the answer position and
+over the two-way yes/no distribution.
+"""
+
+import numpy as np
+import torch
 from recbole.evaluator.base_metric import LossMetric
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 
 class ACC(LossMetric):
@@ -12,3 +23,63 @@ class ACC(LossMetric):
 
     def metric_info(self, preds, trues):
         return accuracy_score(trues, preds >= 0.5)
+
+
+def kl_divergence(p, q):
+    """KL(p || q) per row of two probability tensors (0 * log 0 = 0)."""
+    return torch.where(p > 0, p * (torch.log(p) - torch.log(q)), torch.zeros_like(p)).sum(-1)
+
+
+def js_divergence(p, q):
+    m = 0.5 * (p + q)
+    return 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m)
+
+
+def symmetric_kl(p, q):
+    return 0.5 * kl_divergence(p, q) + 0.5 * kl_divergence(q, p)
+
+
+def l2_distance(p, q):
+    return torch.linalg.vector_norm(p - q, dim=-1)
+
+
+DISTANCES = {"jsd": js_divergence, "l2": l2_distance, "sym_kl": symmetric_kl}
+
+
+def _probabilities(logits):
+    return torch.softmax(logits.double(), dim=-1)
+
+
+@torch.no_grad()
+def forget_metrics(model, data, reference=None, label_field="label"):
+    """Utility of ``model`` on ``data`` and, with a ``reference`` model, its distances to it."""
+    model.eval()
+    if reference is not None:
+        reference.eval()
+    scores, labels = [], []
+    sums = {}
+    for batch in data:
+        interaction = batch[0]
+        logits = model.answer_logits(interaction)
+        two_way = _probabilities(model.yes_no_logits(interaction))
+        scores.append(two_way[:, 0].cpu())
+        labels.append(interaction[label_field].cpu())
+        if reference is None:
+            continue
+        reference_logits = reference.answer_logits(interaction)
+        pairs = {
+            "": (_probabilities(logits), _probabilities(reference_logits)),
+            "_yesno": (two_way, _probabilities(reference.yes_no_logits(interaction))),
+        }
+        for suffix, (p, q) in pairs.items():
+            for name, distance in DISTANCES.items():
+                sums[name + suffix] = sums.get(name + suffix, 0.0) + distance(p, q).sum().item()
+    scores, labels = torch.cat(scores).numpy(), torch.cat(labels).numpy()
+    result = {
+        "auc": roc_auc_score(labels, scores),
+        "acc": accuracy_score(labels, scores >= 0.5),
+        "logloss": log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]),
+        "gold_confidence": float(np.mean(np.where(labels == 1, scores, 1 - scores))),
+    }
+    result.update({name: total / len(labels) for name, total in sums.items()})
+    return result

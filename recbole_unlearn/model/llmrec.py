@@ -66,6 +66,11 @@ class LLMRec(ContextRecommender):
         """Logits of the (yes, no) answer tokens, shape [batch, 2]."""
         return self.answer_logits(interaction)[:, self.answer_ids]
 
+    def answer_token_ids(self, interaction):
+        """The vocabulary id of each sample's true answer ("yes" for label 1, "no" for label 0)."""
+        answer_ids = torch.tensor(self.answer_ids, device=interaction[self.LABEL].device)
+        return answer_ids[1 - interaction[self.LABEL].long()]
+
     def calculate_loss(self, interaction):
         targets = self.target_ids[interaction[self.LABEL].long()]
         return self.backbone.answer_loss(*self._prompts(interaction), targets)

@@ -1,0 +1,24 @@
+"""RecBole dataloaders for the forget, retain and shard subsets of a training split."""
+
+import copy
+
+from recbole.data.utils import get_dataloader
+
+
+def config_with(config, **overrides):
+    """A shallow copy of a RecBole Config with some keys replaced (the original is left as it is)."""
+    changed = copy.copy(config)
+    changed.final_config_dict = {**config.final_config_dict, **overrides}
+    return changed
+
+
+def train_loader(config, dataset, batch_size=None):
+    """Shuffled training batches of ``dataset`` (a subset of the training split)."""
+    if batch_size:
+        config = config_with(config, train_batch_size=batch_size)
+    return get_dataloader(config, "train")(config, dataset, None, shuffle=True)
+
+
+def eval_loader(config, dataset):
+    """Labeled evaluation batches of ``dataset`` in a fixed order (RecBole's test-phase loader)."""
+    return get_dataloader(config, "test")(config, dataset, None, shuffle=False)

@@ -1,0 +1,48 @@
+"""The cost of a block of work: wall time and peak memory."""
+
+import threading
+import time
+from contextlib import contextmanager
+
+import psutil
+import torch
+
+
+class CostMeter:
+    """Wall time and peak resident memory of a block (RSS sampled every 20 ms; CUDA peak if used).
+
+    Work inside ``with meter.paused():`` is not counted in ``seconds``.
+    """
+
+    def __enter__(self):
+        self.paused_seconds = 0.0
+        self.process = psutil.Process()
+        self.peak_rss = self.process.memory_info().rss
+        self._running = True
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self.start = time.perf_counter()
+        return self
+
+    def _sample(self):
+        while self._running:
+            self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    @contextmanager
+    def paused(self):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused_seconds += time.perf_counter() - start
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start - self.paused_seconds
+        self._running = False
+        self._sampler.join()
+        self.peak_rss_mib = self.peak_rss / 2**20
+        self.peak_cuda_mib = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+        return False

@@ -1,0 +1,11 @@
+import numpy as np
+
+
+class Retrain:
+    """Train a new model from scratch on the retained data, with the Original's recipe: the gold standard."""
+
+    method = "retrain"
+
+    @staticmethod
+    def run(protocol, original):
+        return protocol.train("retrain", protocol.subset_loader(np.flatnonzero(~protocol.forget_mask)), protocol.valid_data)

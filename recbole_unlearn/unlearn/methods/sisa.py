@@ -1,0 +1,49 @@
+import numpy as np
+import torch
+
+from recbole_unlearn.data.forget import shard_assignment
+from recbole_unlearn.data.loaders import config_with
+
+
+class ShardEnsemble(torch.nn.Module):
+    """SISA's predictor: the shard models' answer logits, averaged."""
+
+    def __init__(self, shards):
+        super().__init__()
+        self.shards = torch.nn.ModuleList(shards)
+
+    def answer_logits(self, interaction):
+        return torch.stack([shard.answer_logits(interaction) for shard in self.shards]).mean(0)
+
+    def yes_no_logits(self, interaction):
+        return torch.stack([shard.yes_no_logits(interaction) for shard in self.shards]).mean(0)
+
+    def predict(self, interaction):
+        return torch.softmax(self.yes_no_logits(interaction), dim=-1)[:, 0]
+
+
+class SISA:
+    """SISA (Bourtoule et al., 2021): one model per disjoint user shard of the training split.
+
+    Unlearning retrains only the shards that held forget data, on what they retain; the other shards'
+    models were trained before the request (cached, not counted in the unlearning time).
+    """
+
+    method = "sisa"
+
+    @staticmethod
+    def run(protocol, original):
+        config = protocol.config
+        shard_config = config_with(config, epochs=config["sisa_epochs"])
+        shards = shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
+        forget = protocol.forget_mask
+        models = []
+        for shard in range(config["sisa_n_shards"]):
+            in_shard = shards == shard
+            if (in_shard & forget).any():
+                rows = np.flatnonzero(in_shard & ~forget)
+                models.append(protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), None, shard_config))
+            else:
+                rows = np.flatnonzero(in_shard)
+                models.append(protocol.pretrained(f"sisa-shard{shard}", rows, shard_config))
+        return ShardEnsemble(models)

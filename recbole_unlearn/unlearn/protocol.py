@@ -1,0 +1,145 @@
+"""One unlearning experiment: Original -> forget request -> Retrain -> methods -> evaluation.
+
+Original and Retrain models (and SISA's untouched shards) are cached by a hash of everything that
+determines them, so comparing several methods, or running again, trains them once.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+from logging import getLogger
+
+import numpy as np
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_local_time, get_model, get_trainer, init_seed
+
+from recbole_unlearn.compat import load_checkpoint, safe_trainer_class, save_checkpoint
+from recbole_unlearn.data.forget import ForgetRequest
+from recbole_unlearn.data.loaders import eval_loader, train_loader
+from recbole_unlearn.evaluation.cost import CostMeter
+from recbole_unlearn.evaluation.metrics import forget_metrics
+from recbole_unlearn.registry import UNLEARN_METHODS
+from recbole_unlearn.unlearn.methods.retrain import Retrain
+
+# Keys that change how a run is shown or where it writes, not which model it trains.
+RUNTIME_KEYS = {
+    "state", "show_progress", "checkpoint_dir", "eval_batch_size", "device", "gpu_id", "use_gpu",
+    "worker", "log_wandb", "wandb_project", "config_files", "local_rank", "single_spec", "data_path",
+}
+UNLEARN_PREFIXES = ("unlearn_", "forget_", *(f"{name}_" for name in UNLEARN_METHODS))
+
+
+def config_key(config, *extra):
+    """SHA-256 of the configuration that determines a trained model, plus ``extra`` strings."""
+    relevant = {
+        key: value
+        for key, value in config.final_config_dict.items()
+        if key not in RUNTIME_KEYS and not key.startswith(UNLEARN_PREFIXES)
+    }
+    payload = json.dumps(relevant, sort_keys=True, default=str) + "".join(extra)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class UnlearnProtocol:
+    def __init__(self, config):
+        self.config = config
+        self.logger = getLogger()
+        dataset = create_dataset(config)
+        self.train_data, self.valid_data, self.test_data = data_preparation(config, dataset)
+        self.train_dataset = self.train_data._dataset
+        self.request = ForgetRequest.from_config(config)
+        self.forget_mask = self.request.mask(self.train_dataset)
+        self.forget_data = eval_loader(config, self.subset(np.flatnonzero(self.forget_mask)))
+        self.key = config_key(config)
+        self.output_dir = config["unlearn_output_dir"]
+        self.cache_dir = os.path.join(self.output_dir, "cache")
+        self.run_dir = os.path.join(self.output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.meter = None
+        self.logger.info(
+            f"{self.request.describe()}: {int(self.forget_mask.sum())} forget and "
+            f"{int((~self.forget_mask).sum())} retain interactions of {len(self.forget_mask)} in training."
+        )
+
+    def subset(self, rows):
+        return self.train_dataset.copy(self.train_dataset.inter_feat[rows])
+
+    def subset_loader(self, rows, batch_size=None):
+        return train_loader(self.config, self.subset(rows), batch_size)
+
+    def checkpoint_path(self, name):
+        return os.path.join(self.run_dir, f"{name}.safetensors")
+
+    def new_model(self, config=None):
+        config = config or self.config
+        init_seed(config["seed"], config["reproducibility"])
+        return get_model(config["model"])(config, self.train_dataset).to(config["device"])
+
+    def train(self, name, train_data, valid_data, config=None):
+        """A new model trained with RecBole's trainer (best valid checkpoint, or the last epoch)."""
+        config = config or self.config
+        model = self.new_model(config)
+        trainer = safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+        trainer.saved_model_file = self.checkpoint_path(name)
+        self.logger.info(f"Training {name} on {len(train_data._dataset)} interactions")
+        trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
+        load_checkpoint(model, trainer.saved_model_file, config["device"])
+        return model
+
+    def cached(self, name, key, build):
+        """The model ``build()`` returns, stored under ``key``; with its cost as measured when built."""
+        path = os.path.join(self.cache_dir, f"{self.config['model']}-{name}-{key[:16]}.safetensors")
+        if os.path.isfile(path):
+            model = self.new_model()
+            metadata = load_checkpoint(model, path, self.config["device"])
+            self.logger.info(f"Loaded cached {name} from {path}")
+            return model, metadata["cost"]
+        with CostMeter() as meter:
+            model = build()
+        cost = {"seconds": meter.seconds, "peak_rss_mib": meter.peak_rss_mib}
+        save_checkpoint(model, path, {"model": type(model).__name__, "name": name, "key": key, "cost": cost})
+        return model, cost
+
+    def original(self):
+        return self.cached("original", self.key, lambda: self.train("original", self.train_data, self.valid_data))
+
+    def reference(self, original):
+        key = config_key(self.config, self.request.key())
+        return self.cached("retrain", key, lambda: Retrain.run(self, original))
+
+    def pretrained(self, name, rows, config):
+        """A model trained before the forget request (cached; not counted in the unlearning time)."""
+        key = config_key(config, name, hashlib.sha256(np.asarray(rows).tobytes()).hexdigest())
+        pause = self.meter.paused() if self.meter else contextlib.nullcontext()
+        with pause:
+            return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), None, config))[0]
+
+    def unlearn(self, method, original):
+        """Run ``method`` from ``original``; the model and its cost."""
+        with CostMeter() as meter:
+            self.meter = meter
+            model = method.run(self, original)
+        self.meter = None
+        cost = {"seconds": meter.seconds, "peak_rss_mib": meter.peak_rss_mib}
+        return model, cost
+
+    def evaluate(self, name, model, cost, reference):
+        trainer = safe_trainer_class(get_trainer(self.config["MODEL_TYPE"], self.config["model"]))(self.config, model)
+        test = trainer.evaluate(self.test_data, load_best_model=False)
+        forget = forget_metrics(model, self.forget_data, reference, self.config["LABEL_FIELD"])
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        row = {"method": name}
+        row.update({f"test_{metric}": float(value) for metric, value in test.items()})
+        row.update({f"forget_{metric}": float(value) for metric, value in forget.items()})
+        row.update(
+            {
+                "unlearn_seconds": cost["seconds"],
+                "peak_rss_mib": cost["peak_rss_mib"],
+                "trainable_parameters": trainable,
+                "trainable_share": trainable / total,
+            }
+        )
+        self.logger.info(f"{name}: {row}")
+        return row

@@ -1,0 +1,111 @@
+"""UnlearnTrainer: one loop for every gradient-based unlearning method.
+
+A method is a subclass that names its config prefix (``method``) and defines ``compute_loss(pair)``
+on a pair of (forget, retain) batches. RecBole's own ``_train_epoch`` runs the loop, so progress bars,
+gradient clipping and the NaN check behave as in any RecBole training.
+"""
+
+import copy
+from typing import NamedTuple, Optional
+
+import numpy as np
+import torch
+from recbole.data.interaction import Interaction
+
+from recbole_unlearn.compat import SafeTrainer, save_checkpoint
+
+
+class Pair(NamedTuple):
+    forget: Interaction
+    retain: Optional[Interaction]
+
+    def to(self, device):
+        return Pair(self.forget.to(device), self.retain.to(device) if self.retain is not None else None)
+
+
+class PairedBatches:
+    """One epoch = one pass over the forget data; each forget batch comes with the next retain batch,
+    cycling through the retain data (which is usually larger). ``retain_data=None`` gives forget only."""
+
+    def __init__(self, forget_data, retain_data=None):
+        self.forget_data, self.retain_data = forget_data, retain_data
+
+    def __len__(self):
+        return len(self.forget_data)
+
+    def __iter__(self):
+        retain = self._cycle() if self.retain_data is not None else None
+        for forget_batch in self.forget_data:
+            yield Pair(forget_batch, next(retain) if retain is not None else None)
+
+    def _cycle(self):
+        while True:
+            yield from self.retain_data
+
+
+class UnlearnTrainer(SafeTrainer):
+    method = None
+
+    def __init__(self, config, model):
+        self.config = config
+        super().__init__(config, self.prepare_model(model))
+        self.epochs = self.param("epochs")
+
+    @classmethod
+    def run(cls, protocol, original):
+        """Unlearn from a copy of ``original`` (which stays untouched)."""
+        trainer = cls(protocol.config, copy.deepcopy(original))
+        batch_size = trainer.param("train_batch_size")
+        trainer.unlearn(
+            protocol.subset_loader(np.flatnonzero(protocol.forget_mask), batch_size),
+            protocol.subset_loader(np.flatnonzero(~protocol.forget_mask), batch_size),
+            show_progress=protocol.config["show_progress"],
+        )
+        trainer.save_unlearned(protocol.checkpoint_path(cls.method))
+        return trainer.model
+
+    def param(self, key):
+        """The method's hyper-parameter ``<method>_<key>`` (defaults in properties/method/)."""
+        name = f"{self.method}_{key}"
+        if name not in self.config:
+            raise KeyError(f"Config key '{name}' is missing: unlearning method '{self.method}' needs it.")
+        return self.config[name]
+
+    def prepare_model(self, model):
+        """Change the model before the optimizer is built (e.g. add adapters); default: as it is."""
+        return model
+
+    def prepare(self, forget_data, retain_data):
+        """Work done before the loop (e.g. building teachers); counted in the unlearning time."""
+
+    def schedule(self, forget_data, retain_data):
+        """The epochs, each an iterable of Pair batches."""
+        return [PairedBatches(forget_data, retain_data)] * self.epochs
+
+    def compute_loss(self, pair):
+        raise NotImplementedError
+
+    def _build_optimizer(self, **kwargs):
+        kwargs.setdefault("params", [p for p in self.model.parameters() if p.requires_grad])
+        kwargs.setdefault("learning_rate", self.param("learning_rate"))
+        return super()._build_optimizer(**kwargs)
+
+    def unlearn(self, forget_data, retain_data, show_progress=False):
+        self.prepare(forget_data, retain_data)
+        for epoch, batches in enumerate(self.schedule(forget_data, retain_data)):
+            loss = self._train_epoch(batches, epoch, loss_func=self.compute_loss, show_progress=show_progress)
+            self.logger.info(f"{self.method} epoch {epoch}: train loss {loss:.4f}")
+        return self.model
+
+    def save_unlearned(self, checkpoint_file):
+        """The trainable weights only (the whole model for a full fine-tune)."""
+        save_checkpoint(self.model, checkpoint_file, {"model": type(self.model).__name__, "method": self.method})
+
+def kl_to_teacher(teacher_logits, student_logits):
+    """KL(teacher || student) over the last dimension, averaged over the batch."""
+    return torch.nn.functional.kl_div(
+        torch.log_softmax(student_logits, dim=-1),
+        torch.log_softmax(teacher_logits, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
