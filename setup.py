@@ -34,6 +34,8 @@ setup(
         "pandas>=2,<3",
         "scikit-learn>=1.3",
         "scipy>=1.10",
+        "matplotlib>=3.7",
+        "psutil>=5.9",
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
     entry_points={"console_scripts": ["recbole-unlearn=recbole_unlearn.quick_start:main"]},

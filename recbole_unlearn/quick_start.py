@@ -18,6 +18,16 @@ from recbole_unlearn.unlearn.methods.retrain import Retrain
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
 
+def start_run(config):
+    """Seed and RecBole's logger for one model run."""
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    logger.info(f"Dataset files: {config['data_path']}")
+    return logger
+
+
 def train_and_test(model, dataset, config_file_list=None, config_dict=None, saved=True):
     """Train ``model`` on ``dataset`` and evaluate its best checkpoint on the test split.
 
@@ -25,12 +35,7 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
     the model, too costly for an LLM backbone).
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    logger = getLogger()
-    logger.info(config)
-    logger.info(f"Dataset files: {config['data_path']}")
-
+    logger = start_run(config)
     data = create_dataset(config)
     logger.info(data)
     train_data, valid_data, test_data = data_preparation(config, data)
@@ -79,11 +84,13 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
     """Original -> forget request -> Retrain -> each selected method -> evaluation, for one model."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     methods = get_unlearn_methods(config["unlearn_method"])
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    logger = getLogger()
-    logger.info(config)
-    logger.info(f"Dataset files: {config['data_path']}")
+    if not hasattr(config.model_class, "answer_logits"):
+        raise ValueError(
+            f"Model {model} has no answer distribution (answer_logits), which unlearning method(s) "
+            f"{[m.method for m in methods]} and the forgetting metrics need; use LLMRec, or "
+            "unlearn_method=none to only train and test it."
+        )
+    logger = start_run(config)
 
     protocol = UnlearnProtocol(config)
     original, original_cost = protocol.original()

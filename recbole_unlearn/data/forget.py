@@ -53,11 +53,12 @@ class ForgetRequest:
         )
 
     def describe(self):
-        """Level, size and a SHA-256 of the sorted ids: enough to identify a request without its ids."""
+        """Level and size of the request, without its ids."""
         what = f"{len(self.ids)} ids" if self.ids else f"ratio {self.ratio}"
         return f"{self.level}-level forget request, {what}, seed {self.seed}"
 
     def key(self):
+        """SHA-256 of the request (sorted ids included): what a cached Retrain depends on."""
         payload = "\n".join([self.level, repr(self.ratio), str(self.seed), *sorted(self.ids)])
         return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -1,0 +1,126 @@
+"""Every unlearning method end to end on a real ML-100K slice, and the pieces they are made of."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy
+
+from recbole_unlearn.evaluation.metrics import js_divergence, l2_distance, symmetric_kl
+from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.registry import get_unlearn_methods
+from recbole_unlearn.unlearn.methods.e2urec import E2URec, forgetting_teacher_logits
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+
+from conftest import SMALL_WINDOW, TINY_T5, small_config
+
+METHODS = ["original", "retrain", "sisa", "neggrad", "bad_teacher", "e2urec"]
+
+
+def tiny_unlearn_config(output_dir, **overrides):
+    return {
+        "use_gpu": False, "state": "warning", "show_progress": False, "val_interval": SMALL_WINDOW,
+        "llm_config": TINY_T5, "epochs": 1, "sisa_epochs": 1, "unlearn_output_dir": str(output_dir),
+        **overrides,
+    }
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def output_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("unlearn")
+
+
+@pytest.fixture(scope="module")
+def first_run(output_dir):
+    os.chdir(output_dir)
+    return unlearn_one("LLMRec", "ml-100k", config_dict=tiny_unlearn_config(output_dir / "out"))
+
+
+def rows_by_method(run):
+    return {row["method"]: row for row in run["rows"]}
+
+
+def test_every_method_runs_and_reports_stable_keys(first_run):
+    rows = rows_by_method(first_run)
+    assert list(rows) == METHODS
+    for row in rows.values():
+        for key in ("test_auc", "test_logloss", "test_acc", "forget_auc", "forget_acc", "forget_logloss",
+                    "forget_gold_confidence", "forget_jsd", "forget_l2", "forget_sym_kl", "forget_jsd_yesno",
+                    "forget_l2_yesno", "forget_sym_kl_yesno", "unlearn_seconds", "trainable_parameters",
+                    "trainable_share", "peak_rss_mib"):
+            assert np.isfinite(row[key]), (row["method"], key)
+    assert rows["retrain"]["forget_jsd"] == pytest.approx(0, abs=1e-9)
+    for name in ("results.csv", "results.json", "results.md", "tradeoff.png"):
+        assert os.path.getsize(os.path.join(first_run["run_dir"], name)) > 0
+    with open(os.path.join(first_run["run_dir"], "results.json")) as f:
+        assert [row["method"] for row in json.load(f)["results"]] == METHODS
+
+
+def test_e2urec_trains_a_small_share_and_moves_toward_retrain(first_run):
+    rows = rows_by_method(first_run)
+    assert 0 < rows["e2urec"]["trainable_share"] < 0.1
+    assert rows["neggrad"]["trainable_share"] == rows["original"]["trainable_share"] == 1
+    assert rows["e2urec"]["forget_jsd"] < rows["original"]["forget_jsd"]
+
+
+def test_original_checkpoint_is_cached_and_never_modified(first_run, output_dir):
+    (original,) = [p for p in (output_dir / "out" / "cache").iterdir() if "-original-" in p.name and p.suffix == ".safetensors"]
+    before = sha256(original)
+    second = unlearn_one("LLMRec", "ml-100k",
+                         config_dict=tiny_unlearn_config(output_dir / "out", unlearn_method="neggrad,e2urec"))
+    assert sha256(original) == before
+    assert [row["method"] for row in second["rows"]] == ["original", "retrain", "neggrad", "e2urec"]
+    first, again = rows_by_method(first_run), rows_by_method(second)
+    for method in ("original", "retrain"):
+        assert again[method]["test_auc"] == first[method]["test_auc"]
+        assert again[method]["unlearn_seconds"] == first[method]["unlearn_seconds"]
+
+
+def test_e2urec_changes_only_lora_weights(first_run, output_dir):
+    os.chdir(output_dir)
+    protocol = UnlearnProtocol(small_config(**tiny_unlearn_config(output_dir / "out")))
+    original, _ = protocol.original()
+    before = {name: p.detach().clone() for name, p in original.named_parameters()}
+    unlearned = E2URec.run(protocol, original)
+    changed_lora = 0
+    for name, parameter in unlearned.named_parameters():
+        if "lora_" in name:
+            assert parameter.requires_grad
+            changed_lora += int(bool(parameter.abs().sum() > 0))
+            continue
+        assert not parameter.requires_grad
+        base_name = name.replace("base_model.model.", "").replace(".base_layer", "")
+        assert torch.equal(parameter, before[base_name]), name
+    assert changed_lora > 0
+    for name, parameter in original.named_parameters():
+        assert torch.equal(parameter, before[name])
+
+
+def test_forgetting_teacher_matches_a_hand_computation():
+    original = torch.tensor([[1.0, 2.0, 3.0]])
+    augmented = torch.tensor([[2.0, 1.0, 3.5]])
+    # relu(z_a - z_o) = [1, 0, 0.5]; z_o - 2 * that = [-1, 2, 2]
+    assert torch.equal(forgetting_teacher_logits(original, augmented, 2.0), torch.tensor([[-1.0, 2.0, 2.0]]))
+
+
+def test_distances_match_scipy():
+    rng = np.random.default_rng(0)
+    p, q = rng.dirichlet(np.ones(7), size=5), rng.dirichlet(np.ones(7), size=5)
+    tp, tq = torch.tensor(p), torch.tensor(q)
+    assert np.allclose(js_divergence(tp, tq).numpy(), [jensenshannon(a, b) ** 2 for a, b in zip(p, q)])
+    assert np.allclose(l2_distance(tp, tq).numpy(), np.linalg.norm(p - q, axis=1))
+    assert np.allclose(symmetric_kl(tp, tq).numpy(), [0.5 * (entropy(a, b) + entropy(b, a)) for a, b in zip(p, q)])
+
+
+def test_unknown_unlearn_method_names_the_key():
+    with pytest.raises(ValueError, match=r"unlearn_method \['forgetful'\] is unknown"):
+        get_unlearn_methods("neggrad,forgetful")
