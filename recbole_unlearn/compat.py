@@ -17,6 +17,7 @@ import os
 import warnings
 
 from recbole.trainer import Trainer
+from recbole.utils import get_trainer
 from safetensors.torch import load_model, save_model
 
 CHECKPOINT_SUFFIX = ".safetensors"
@@ -110,6 +111,11 @@ class SafeTrainer(SafeCheckpointMixin, Trainer):
 
 
 _safe_trainers = {Trainer: SafeTrainer}
+
+
+def safe_trainer_for(config):
+    """The trainer class RecBole picks for ``config['model']``, with safe checkpoints."""
+    return safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))
 
 
 def safe_trainer_class(trainer_class):

@@ -8,9 +8,9 @@ import time
 from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_logger, init_seed
+from recbole.utils import get_model, init_logger, init_seed
 
-from recbole_unlearn.compat import safe_trainer_class
+from recbole_unlearn.compat import safe_trainer_for
 from recbole_unlearn.config import Config
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
 from recbole_unlearn.registry import get_unlearn_methods
@@ -43,8 +43,7 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     recommender = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(recommender)
-    trainer_class = safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))
-    trainer = trainer_class(config, recommender)
+    trainer = safe_trainer_for(config)(config, recommender)
 
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
@@ -108,8 +107,8 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         "model": model,
         "dataset": dataset,
         "forget_request": protocol.request.describe(),
-        "forget_interactions": int(protocol.forget_mask.sum()),
-        "retain_interactions": int((~protocol.forget_mask).sum()),
+        "forget_interactions": len(protocol.forget_rows),
+        "retain_interactions": len(protocol.retain_rows),
         "seed": config["seed"],
     }
     write_results(rows, protocol.run_dir, context)

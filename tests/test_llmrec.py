@@ -8,7 +8,7 @@ import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 
-from recbole_unlearn.compat import safe_trainer_class
+from recbole_unlearn.compat import safe_trainer_for
 from recbole_unlearn.model.llmrec import LLMRec
 
 from conftest import small_config
@@ -19,7 +19,7 @@ def build(config):
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
     model = get_model(config["model"])(config, train._dataset)
-    trainer = safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer = safe_trainer_for(config)(config, model)
     return model, trainer, (train, valid, test)
 
 

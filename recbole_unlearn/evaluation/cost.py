@@ -46,3 +46,6 @@ class CostMeter:
         self.peak_rss_mib = self.peak_rss / 2**20
         self.peak_cuda_mib = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
         return False
+
+    def summary(self):
+        return {"seconds": self.seconds, "peak_rss_mib": self.peak_rss_mib}

@@ -12,9 +12,9 @@ from logging import getLogger
 
 import numpy as np
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_local_time, get_model, get_trainer, init_seed
+from recbole.utils import get_local_time, get_model, init_seed
 
-from recbole_unlearn.compat import load_checkpoint, safe_trainer_class, save_checkpoint
+from recbole_unlearn.compat import load_checkpoint, safe_trainer_for, save_checkpoint
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.cost import CostMeter
@@ -50,7 +50,9 @@ class UnlearnProtocol:
         self.train_dataset = self.train_data._dataset
         self.request = ForgetRequest.from_config(config)
         self.forget_mask = self.request.mask(self.train_dataset)
-        self.forget_data = eval_loader(config, self.subset(np.flatnonzero(self.forget_mask)))
+        self.forget_rows = np.flatnonzero(self.forget_mask)
+        self.retain_rows = np.flatnonzero(~self.forget_mask)
+        self.forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.key = config_key(config)
         self.output_dir = config["unlearn_output_dir"]
         self.cache_dir = os.path.join(self.output_dir, "cache")
@@ -58,8 +60,8 @@ class UnlearnProtocol:
         os.makedirs(self.run_dir, exist_ok=True)
         self.meter = None
         self.logger.info(
-            f"{self.request.describe()}: {int(self.forget_mask.sum())} forget and "
-            f"{int((~self.forget_mask).sum())} retain interactions of {len(self.forget_mask)} in training."
+            f"{self.request.describe()}: {len(self.forget_rows)} forget and "
+            f"{len(self.retain_rows)} retain interactions of {len(self.forget_mask)} in training."
         )
 
     def subset(self, rows):
@@ -80,7 +82,7 @@ class UnlearnProtocol:
         """A new model trained with RecBole's trainer (best valid checkpoint, or the last epoch)."""
         config = config or self.config
         model = self.new_model(config)
-        trainer = safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+        trainer = safe_trainer_for(config)(config, model)
         trainer.saved_model_file = self.checkpoint_path(name)
         self.logger.info(f"Training {name} on {len(train_data._dataset)} interactions")
         trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
@@ -97,7 +99,7 @@ class UnlearnProtocol:
             return model, metadata["cost"]
         with CostMeter() as meter:
             model = build()
-        cost = {"seconds": meter.seconds, "peak_rss_mib": meter.peak_rss_mib}
+        cost = meter.summary()
         save_checkpoint(model, path, {"model": type(model).__name__, "name": name, "key": key, "cost": cost})
         return model, cost
 
@@ -119,13 +121,14 @@ class UnlearnProtocol:
         """Run ``method`` from ``original``; the model and its cost."""
         with CostMeter() as meter:
             self.meter = meter
-            model = method.run(self, original)
-        self.meter = None
-        cost = {"seconds": meter.seconds, "peak_rss_mib": meter.peak_rss_mib}
-        return model, cost
+            try:
+                model = method.run(self, original)
+            finally:
+                self.meter = None
+        return model, meter.summary()
 
     def evaluate(self, name, model, cost, reference):
-        trainer = safe_trainer_class(get_trainer(self.config["MODEL_TYPE"], self.config["model"]))(self.config, model)
+        trainer = safe_trainer_for(self.config)(self.config, model)
         test = trainer.evaluate(self.test_data, load_best_model=False)
         forget = forget_metrics(model, self.forget_data, reference, self.config["LABEL_FIELD"])
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -8,7 +8,6 @@ gradient clipping and the NaN check behave as in any RecBole training.
 import copy
 from typing import NamedTuple, Optional
 
-import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
@@ -57,8 +56,8 @@ class UnlearnTrainer(SafeTrainer):
         trainer = cls(protocol.config, copy.deepcopy(original))
         batch_size = trainer.param("train_batch_size")
         trainer.unlearn(
-            protocol.subset_loader(np.flatnonzero(protocol.forget_mask), batch_size),
-            protocol.subset_loader(np.flatnonzero(~protocol.forget_mask), batch_size),
+            protocol.subset_loader(protocol.forget_rows, batch_size),
+            protocol.subset_loader(protocol.retain_rows, batch_size),
             show_progress=protocol.config["show_progress"],
         )
         trainer.save_unlearned(protocol.checkpoint_path(cls.method))

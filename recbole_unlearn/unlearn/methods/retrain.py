@@ -1,6 +1,3 @@
-import numpy as np
-
-
 class Retrain:
     """Train a new model from scratch on the retained data, with the Original's recipe: the gold standard."""
 
@@ -8,4 +5,4 @@ class Retrain:
 
     @staticmethod
     def run(protocol, original):
-        return protocol.train("retrain", protocol.subset_loader(np.flatnonzero(~protocol.forget_mask)), protocol.valid_data)
+        return protocol.train("retrain", protocol.subset_loader(protocol.retain_rows), protocol.valid_data)
