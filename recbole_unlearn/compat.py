@@ -18,7 +18,7 @@ import warnings
 
 from recbole.trainer import Trainer
 from recbole.utils import get_trainer
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file, save_model
 
 CHECKPOINT_SUFFIX = ".safetensors"
 
@@ -31,11 +31,21 @@ def sidecar_path(checkpoint_file):
     return os.path.splitext(checkpoint_file)[0] + ".json"
 
 
-def save_checkpoint(model, checkpoint_file, metadata):
-    """Write ``model``'s tensors and ``metadata`` atomically (temp file, then rename)."""
+def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
+    """Write ``model``'s tensors and ``metadata`` atomically (temp file, then rename).
+
+    ``trainable_only`` writes just the parameters that require gradients (a LoRA adapter) when the
+    model has frozen ones, and the whole model otherwise.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(checkpoint_file)), exist_ok=True)
     tmp_tensors, tmp_json = checkpoint_file + ".tmp", sidecar_path(checkpoint_file) + ".tmp"
-    save_model(model, tmp_tensors)
+    trainable = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+    partial = trainable_only and len(trainable) < len(list(model.parameters()))
+    metadata = {**metadata, "tensors": "trainable" if partial else "all"}
+    if partial:
+        save_file(trainable, tmp_tensors)
+    else:
+        save_model(model, tmp_tensors)
     with open(tmp_json, "w", encoding="utf-8") as f:
         json.dump(metadata, f, indent=2)
     os.replace(tmp_tensors, checkpoint_file)
@@ -53,6 +63,9 @@ def load_checkpoint(model, checkpoint_file, device="cpu"):
             f"not {expected!r}; refusing to load it."
         )
     missing, unexpected = load_model(model, checkpoint_file, strict=False, device=str(device))
+    if metadata.get("tensors") == "trainable":
+        # An adapter: the frozen weights come from elsewhere; every trainable one must be in the file.
+        missing = [name for name, p in model.named_parameters() if p.requires_grad and name in missing]
     if missing or unexpected:
         raise ValueError(
             f"Checkpoint {checkpoint_file} does not match {expected}'s parameters: "

@@ -11,22 +11,28 @@ from logging import getLogger
 
 import recbole
 from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
+
+from recbole_unlearn.model.answer import speaks
 
 PROPERTIES = files("recbole_unlearn.properties")
 BUNDLED_DATASETS = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
 
 
-def property_files(model, dataset):
+def property_files(model, model_class, dataset):
     """Our YAML files that apply to ``model`` on ``dataset``, in merge order.
 
     Every method's defaults are always loaded: their keys carry the method's name, so one run can
-    compare several methods.
+    compare several methods. RecBole's own context-aware models (scored by a click logit, not a
+    language model) also get ``model/ctr.yaml``, as RecBole gives them ``context-aware.yaml``.
     """
+    is_ctr = model_class.type == ModelType.CONTEXT and not speaks(model_class)
     candidates = [
         PROPERTIES / "overall.yaml",
         PROPERTIES / "unlearn.yaml",
         *sorted((PROPERTIES / "method").iterdir(), key=lambda path: path.name),
         PROPERTIES / "dataset" / f"{dataset}.yaml",
+        *([PROPERTIES / "model" / "ctr.yaml"] if is_ctr else []),
         PROPERTIES / "model" / f"{model}.yaml",
     ]
     return [str(path) for path in candidates if path.is_file()]
@@ -35,7 +41,7 @@ def property_files(model, dataset):
 class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
-        for path in property_files(model, dataset):
+        for path in property_files(model, model_class, dataset):
             config_dict = self._update_internal_config_dict(path)
             if "dataset" in os.path.basename(os.path.dirname(path)):
                 self.parameters["Dataset"] += [

@@ -8,11 +8,11 @@ import time
 from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, init_logger, init_seed
+from recbole.utils import get_local_time, get_model, init_logger, init_seed
 
 from recbole_unlearn.compat import safe_trainer_for
 from recbole_unlearn.config import Config
-from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
+from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_comparison, write_results
 from recbole_unlearn.registry import get_unlearn_methods
 from recbole_unlearn.unlearn.methods.retrain import Retrain
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
@@ -68,7 +68,8 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
 def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None, config_dict=None):
     """The unlearning protocol for each model of ``model`` (a name, a comma-separated string or a list).
 
-    With ``unlearn_method: none`` each model is only trained and tested (``train_and_test``).
+    With several models, each runs on the same split and forget request, and a comparison table and
+    plot are written. With ``unlearn_method: none`` each model is only trained and tested.
     """
     models = [name.strip() for name in (model.split(",") if isinstance(model, str) else model)]
     config = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
@@ -76,22 +77,47 @@ def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None
         results = [train_and_test(name, dataset, config_file_list, config_dict) for name in models]
         print(format_results(results))
         return results
-    return [unlearn_one(name, dataset, config_file_list, config_dict) for name in models]
+    configs = [
+        Config(model=name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+        for name in models
+    ]
+    for model_config in configs:
+        check_supported(model_config)
+    results = [unlearn_one(name, dataset, config_file_list, config_dict) for name in models]
+    if len(results) > 1:
+        directory = os.path.join(config["unlearn_output_dir"], f"comparison-{dataset}-{get_local_time()}")
+        table = write_comparison(results, directory)
+        print(table)
+        print(f"Comparison: {directory}")
+    return results
+
+
+def check_supported(config):
+    """Fail before any data is read if a selected method cannot unlearn the configured model."""
+    reasons = {}
+    for method in get_unlearn_methods(config["unlearn_method"]):
+        reason = method.unsupported_reason(config)
+        if reason:
+            reasons.setdefault(reason, []).append(method.method)
+    if reasons:
+        raise ValueError(
+            "; ".join(
+                f"Model {config['model']} cannot be unlearned by method(s) {', '.join(names)}: {reason}"
+                for reason, names in reasons.items()
+            )
+            + "."
+        )
 
 
 def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
     """Original -> forget request -> Retrain -> each selected method -> evaluation, for one model."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    check_supported(config)
     methods = get_unlearn_methods(config["unlearn_method"])
-    if not hasattr(config.model_class, "answer_logits"):
-        raise ValueError(
-            f"Model {model} has no answer distribution (answer_logits), which unlearning method(s) "
-            f"{[m.method for m in methods]} and the forgetting metrics need; use LLMRec, or "
-            "unlearn_method=none to only train and test it."
-        )
     logger = start_run(config)
 
     protocol = UnlearnProtocol(config)
+    protocol.check(methods)
     original, original_cost = protocol.original()
     reference, reference_cost = protocol.reference(original)
     rows = [
@@ -110,6 +136,7 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         "forget_interactions": len(protocol.forget_rows),
         "retain_interactions": len(protocol.retain_rows),
         "seed": config["seed"],
+        **protocol.fingerprints(),
     }
     write_results(rows, protocol.run_dir, context)
     tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), f"{model} on {dataset}: {context['forget_request']}")

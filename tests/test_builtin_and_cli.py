@@ -5,10 +5,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from recbole.data import create_dataset, data_preparation
 
-from recbole_unlearn.quick_start import train_and_test, unlearn_one
+from recbole_unlearn.quick_start import train_and_test
 
 from conftest import SMALL_WINDOW, TINY_T5, small_config
 
@@ -23,11 +22,6 @@ def test_deepfm_trains_with_the_plugin_imported(workdir):
     )
     assert result["test_result"]["auc"] > 0.6
     assert result["checkpoint"].endswith(".safetensors") and os.path.isfile(result["checkpoint"])
-
-
-def test_unlearning_a_model_without_answer_distribution_fails_at_startup(workdir):
-    with pytest.raises(ValueError, match=r"Model DeepFM has no answer distribution.*\['neggrad'\]"):
-        unlearn_one("DeepFM", "ml-100k", config_dict={"unlearn_method": "neggrad", "use_gpu": False})
 
 
 def test_llmrec_and_deepfm_share_the_split(workdir):

@@ -6,13 +6,16 @@ Forgetting is judged by how close the unlearned model's answer distribution is t
 model's, per forget sample, averaged: the true Jensen-Shannon divergence, the L2 distance, and the
 symmetric KL ``0.5*KL(p||q) + 0.5*KL(q||p)`` that the official E2URec code computes and the paper reports
 under the name "JSD" (we call it ``sym_kl``). Each over the full vocabulary at the answer position and
-over the two-way yes/no distribution.
+over the two-way yes/no distribution (for a CTR model both are its two-way (like, not like)
+distribution; ``recbole_unlearn.model.answer``).
 """
 
 import numpy as np
 import torch
 from recbole.evaluator.base_metric import LossMetric
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from recbole_unlearn.model.answer import answer_logits, yes_no_logits
 
 
 class ACC(LossMetric):
@@ -60,16 +63,15 @@ def forget_metrics(model, data, reference=None, label_field="label"):
     sums = {}
     for batch in data:
         interaction = batch[0]
-        logits = model.answer_logits(interaction)
-        two_way = _probabilities(model.yes_no_logits(interaction))
+        logits = answer_logits(model, interaction)
+        two_way = _probabilities(yes_no_logits(model, interaction))
         scores.append(two_way[:, 0].cpu())
         labels.append(interaction[label_field].cpu())
         if reference is None:
             continue
-        reference_logits = reference.answer_logits(interaction)
         pairs = {
-            "": (_probabilities(logits), _probabilities(reference_logits)),
-            "_yesno": (two_way, _probabilities(reference.yes_no_logits(interaction))),
+            "": (_probabilities(logits), _probabilities(answer_logits(reference, interaction))),
+            "_yesno": (two_way, _probabilities(yes_no_logits(reference, interaction))),
         }
         for suffix, (p, q) in pairs.items():
             for name, distance in DISTANCES.items():

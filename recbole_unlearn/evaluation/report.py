@@ -22,12 +22,28 @@ TABLE_COLUMNS = {
     "unlearn_seconds": "seconds",
     "trainable_share": "trainable %",
 }
+# Across models only the two-way (like, not like) distances compare: a CTR model has no vocabulary.
+COMPARISON_COLUMNS = {
+    "model": "model",
+    "method": "method",
+    "test_auc": "test AUC",
+    "test_logloss": "test LogLoss",
+    "forget_auc": "forget AUC",
+    "forget_jsd_yesno": "forget JSD (y/n)",
+    "forget_l2_yesno": "forget L2 (y/n)",
+    "unlearn_seconds": "seconds",
+    "trainable_parameters": "trainable params",
+    "trainable_share": "trainable %",
+}
 REFERENCE_ROWS = ("original", "retrain")
+FINGERPRINTS = ("split_sha256", "forget_sha256")
 
 
 def _cell(key, value):
-    if key == "method":
+    if key in ("model", "method"):
         return value
+    if key == "trainable_parameters":
+        return f"{value:,}"
     if key == "trainable_share":
         return f"{100 * value:.2f}"
     if key == "unlearn_seconds":
@@ -35,22 +51,72 @@ def _cell(key, value):
     return f"{value:.4f}"
 
 
-def markdown_table(rows):
-    lines = ["| " + " | ".join(TABLE_COLUMNS.values()) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
-    lines += ["| " + " | ".join(_cell(k, row[k]) for k in TABLE_COLUMNS) + " |" for row in rows]
+def markdown_table(rows, columns=TABLE_COLUMNS):
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(k, row[k]) for k in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def write_results(rows, directory, context):
-    """results.csv, results.json (rows plus the run's context) and results.md."""
-    with open(os.path.join(directory, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+def _write_tables(rows, directory, name, context, columns):
+    """``name``.csv, ``name``.json (rows plus the run's context) and ``name``.md."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, f"{name}.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
-    with open(os.path.join(directory, "results.json"), "w") as f:
+    with open(os.path.join(directory, f"{name}.json"), "w") as f:
         json.dump({"context": context, "results": rows}, f, indent=2)
-    with open(os.path.join(directory, "results.md"), "w") as f:
-        f.write(markdown_table(rows) + "\n")
+    table = markdown_table(rows, columns)
+    with open(os.path.join(directory, f"{name}.md"), "w") as f:
+        f.write(table + "\n")
+    return table
+
+
+def write_results(rows, directory, context):
+    """results.csv, results.json and results.md of one model's run."""
+    return _write_tables(rows, directory, "results", context, TABLE_COLUMNS)
+
+
+def write_comparison(results, directory):
+    """comparison.csv/.json/.md and comparison.png over several models' runs (``unlearn_one`` results),
+    which must share the split and the forget set."""
+    contexts = [result["context"] for result in results]
+    for key in FINGERPRINTS:
+        if len({context[key] for context in contexts}) > 1:
+            raise ValueError(
+                f"Cannot compare: the models ran on different data ({key} differs: "
+                + ", ".join(f"{c['model']} {c[key][:12]}" for c in contexts) + ")."
+            )
+    rows = [{"model": result["context"]["model"], **row} for result in results for row in result["rows"]]
+    shared = {key: contexts[0][key] for key in ("dataset", "forget_request", "seed", *FINGERPRINTS)}
+    context = {**shared, "runs": {c["model"]: result["run_dir"] for c, result in zip(contexts, results)}}
+    table = _write_tables(rows, directory, "comparison", context, COMPARISON_COLUMNS)
+    comparison_plot(rows, os.path.join(directory, "comparison.png"), f"{shared['dataset']}: {shared['forget_request']}")
+    return table
+
+
+def comparison_plot(rows, path, title):
+    """Test AUC and forget-set JSD (y/n) to Retrain of every method, grouped by model."""
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    value = {(row["model"], row["method"]): row for row in rows}
+    width = 0.8 / len(methods)
+    figure, panels = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(models) * 2), 4.5))
+    for panel, key, label in zip(panels, ("test_auc", "forget_jsd_yesno"), ("test AUC", "forget JSD (y/n) to Retrain")):
+        for offset, method in enumerate(methods):
+            heights = [value[(m, method)][key] if (m, method) in value else float("nan") for m in models]
+            positions = [i + (offset - (len(methods) - 1) / 2) * width for i in range(len(models))]
+            panel.bar(positions, heights, width, label=method)
+        panel.set_xticks(range(len(models)), models, rotation=30)
+        panel.set_ylabel(label)
+        panel.grid(axis="y", alpha=0.3)
+    lows = [row["test_auc"] for row in rows]
+    panels[0].set_ylim(max(0.0, min(lows) - 0.05), min(1.0, max(lows) + 0.02))
+    panels[1].legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def tradeoff_plot(rows, path, title):

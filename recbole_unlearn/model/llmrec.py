@@ -62,6 +62,11 @@ class LLMRec(ContextRecommender):
         """Full-vocabulary logits at the answer position, shape [batch, vocab]."""
         return self.backbone.answer_logits(*self._prompts(interaction))
 
+    @property
+    def lora_targets(self):
+        """Module names E2URec adapts by default (the backbone's attention query and value)."""
+        return self.backbone.lora_targets
+
     def yes_no_logits(self, interaction):
         """Logits of the (yes, no) answer tokens, shape [batch, 2]."""
         return self.answer_logits(interaction)[:, self.answer_ids]

@@ -41,6 +41,15 @@ def config_key(config, *extra):
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def interaction_tokens(dataset):
+    """``user:item:label`` in raw tokens for every row of ``dataset``."""
+    inter = dataset.inter_feat
+    users = dataset.id2token(dataset.uid_field, inter[dataset.uid_field].numpy())
+    items = dataset.id2token(dataset.iid_field, inter[dataset.iid_field].numpy())
+    labels = inter[dataset.label_field].numpy()
+    return [f"{user}:{item}:{label:g}" for user, item, label in zip(users, items, labels)]
+
+
 class UnlearnProtocol:
     def __init__(self, config):
         self.config = config
@@ -53,6 +62,7 @@ class UnlearnProtocol:
         self.forget_rows = np.flatnonzero(self.forget_mask)
         self.retain_rows = np.flatnonzero(~self.forget_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
+        self.example = next(iter(self.forget_data))[0]
         self.key = config_key(config)
         self.output_dir = config["unlearn_output_dir"]
         self.cache_dir = os.path.join(self.output_dir, "cache")
@@ -63,6 +73,25 @@ class UnlearnProtocol:
             f"{self.request.describe()}: {len(self.forget_rows)} forget and "
             f"{len(self.retain_rows)} retain interactions of {len(self.forget_mask)} in training."
         )
+
+    def check(self, methods):
+        """Start-up check that every method can unlearn this model, before anything is trained."""
+        model = self.new_model()
+        for method in methods:
+            method.check(self.config, model, self.example)
+
+    def fingerprints(self):
+        """SHA-256 of the split (raw user, item and label of every train/valid/test row, in order) and of
+        the forget set (its sorted raw user:item pairs): equal fingerprints, same experiment."""
+        split = hashlib.sha256()
+        for data in (self.train_data, self.valid_data, self.test_data):
+            split.update("\n".join(interaction_tokens(data._dataset)).encode())
+            split.update(b"\x00")
+        forget = sorted(interaction_tokens(self.subset(self.forget_rows)))
+        return {
+            "split_sha256": split.hexdigest(),
+            "forget_sha256": hashlib.sha256("\n".join(forget).encode()).hexdigest(),
+        }
 
     def subset(self, rows):
         return self.train_dataset.copy(self.train_dataset.inter_feat[rows])
@@ -110,12 +139,13 @@ class UnlearnProtocol:
         key = config_key(self.config, self.request.key())
         return self.cached("retrain", key, lambda: Retrain.run(self, original))
 
-    def pretrained(self, name, rows, config):
+    def pretrained(self, name, rows, config, valid_data=None):
         """A model trained before the forget request (cached; not counted in the unlearning time)."""
-        key = config_key(config, name, hashlib.sha256(np.asarray(rows).tobytes()).hexdigest())
+        rows_hash = hashlib.sha256(np.asarray(rows).tobytes()).hexdigest()
+        key = config_key(config, name, rows_hash, "early-stopped" if valid_data is not None else "")
         pause = self.meter.paused() if self.meter else contextlib.nullcontext()
         with pause:
-            return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), None, config))[0]
+            return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), valid_data, config))[0]
 
     def unlearn(self, method, original):
         """Run ``method`` from ``original``; the model and its cost."""

@@ -1,7 +1,8 @@
 """UnlearnTrainer: one loop for every gradient-based unlearning method.
 
 A method is a subclass that names its config prefix (``method``) and defines ``compute_loss(pair)``
-on a pair of (forget, retain) batches. RecBole's own ``_train_epoch`` runs the loop, so progress bars,
+on a pair of (forget, retain) batches, reading models through ``recbole_unlearn.model.answer`` so the
+same loss serves LLMRec and RecBole's CTR models. RecBole's own ``_train_epoch`` runs the loop, so progress bars,
 gradient clipping and the NaN check behave as in any RecBole training.
 """
 
@@ -12,6 +13,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_unlearn.compat import SafeTrainer, save_checkpoint
+from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
 class Pair(NamedTuple):
@@ -42,18 +44,18 @@ class PairedBatches:
             yield from self.retain_data
 
 
-class UnlearnTrainer(SafeTrainer):
-    method = None
+class UnlearnTrainer(SafeTrainer, UnlearnMethod):
+    needs_gradients = True
 
-    def __init__(self, config, model):
+    def __init__(self, config, model, example=None):
         self.config = config
-        super().__init__(config, self.prepare_model(model))
+        super().__init__(config, self.prepare_model(model, example))
         self.epochs = self.param("epochs")
 
     @classmethod
     def run(cls, protocol, original):
         """Unlearn from a copy of ``original`` (which stays untouched)."""
-        trainer = cls(protocol.config, copy.deepcopy(original))
+        trainer = cls(protocol.config, copy.deepcopy(original), protocol.example)
         batch_size = trainer.param("train_batch_size")
         trainer.unlearn(
             protocol.subset_loader(protocol.forget_rows, batch_size),
@@ -70,8 +72,9 @@ class UnlearnTrainer(SafeTrainer):
             raise KeyError(f"Config key '{name}' is missing: unlearning method '{self.method}' needs it.")
         return self.config[name]
 
-    def prepare_model(self, model):
-        """Change the model before the optimizer is built (e.g. add adapters); default: as it is."""
+    def prepare_model(self, model, example):
+        """Change the model before the optimizer is built (e.g. add adapters; ``example`` is a forget
+        batch); default: as it is."""
         return model
 
     def prepare(self, forget_data, retain_data):
@@ -97,8 +100,12 @@ class UnlearnTrainer(SafeTrainer):
         return self.model
 
     def save_unlearned(self, checkpoint_file):
-        """The trainable weights only (the whole model for a full fine-tune)."""
-        save_checkpoint(self.model, checkpoint_file, {"model": type(self.model).__name__, "method": self.method})
+        """The trainable weights only (the whole model for a full fine-tune, the adapters for LoRA)."""
+        save_checkpoint(
+            self.model, checkpoint_file, {"model": type(self.model).__name__, "method": self.method},
+            trainable_only=True,
+        )
+
 
 def kl_to_teacher(teacher_logits, student_logits):
     """KL(teacher || student) over the last dimension, averaged over the batch."""

@@ -1,10 +1,11 @@
 import copy
 
 import torch
-from peft import LoraConfig, get_peft_model
 
-from recbole_unlearn.data.loaders import config_with
 from recbole_unlearn.compat import SafeTrainer
+from recbole_unlearn.data.loaders import config_with
+from recbole_unlearn.model.answer import answer_logits, answer_targets
+from recbole_unlearn.model.lora import add_lora, default_targets, matching_layers
 from recbole_unlearn.unlearn.trainer import PairedBatches, UnlearnTrainer, kl_to_teacher
 
 
@@ -27,21 +28,35 @@ class E2URec(UnlearnTrainer):
     Forgetting teacher: ``forgetting_teacher_logits`` of the Original and an augmented model (the
     Original fine-tuned on the forget data), on forget data (KL).
     Loss: w * (CE_retain + KL_retain) + (1 - w) * KL_forget; one forget-only epoch comes first.
+    LoRA goes on ``e2urec_lora_targets``, by default LLMRec's attention query/value or, for a CTR model,
+    every Linear and Embedding layer its prediction uses.
     """
 
     method = "e2urec"
 
-    def prepare_model(self, model):
+    @classmethod
+    def lora_targets(cls, config, model, example):
+        return config["e2urec_lora_targets"] or default_targets(model, example)
+
+    @classmethod
+    def check(cls, config, model, example):
+        targets = cls.lora_targets(config, model, example)
+        unmatched = [target for target in targets if not matching_layers(model, [target])]
+        if not targets or unmatched:
+            raise ValueError(
+                f"e2urec_lora_targets {unmatched or targets} name no layer of {type(model).__name__}; "
+                f"its Linear/Embedding layers include {default_targets(model, example)[:8]}."
+            )
+
+    def prepare_model(self, model, example):
         self.original = frozen(copy.deepcopy(model))
-        backbone = model.backbone
-        lora = LoraConfig(
-            r=self.param("lora_r"),
-            lora_alpha=self.param("lora_alpha"),
-            lora_dropout=self.param("lora_dropout"),
-            target_modules=self.param("lora_targets") or backbone.lora_targets,
+        return add_lora(
+            model,
+            self.lora_targets(self.config, model, example),
+            rank=self.param("lora_r"),
+            alpha=self.param("lora_alpha"),
+            dropout=self.param("lora_dropout"),
         )
-        backbone.model = get_peft_model(backbone.model, lora)
-        return model
 
     def prepare(self, forget_data, retain_data):
         self.augmented = copy.deepcopy(self.original)
@@ -61,21 +76,17 @@ class E2URec(UnlearnTrainer):
     def compute_loss(self, pair):
         with torch.no_grad():
             teacher = forgetting_teacher_logits(
-                self.original.answer_logits(pair.forget),
-                self.augmented.answer_logits(pair.forget),
+                answer_logits(self.original, pair.forget),
+                answer_logits(self.augmented, pair.forget),
                 self.param("alpha"),
             )
-        forget_loss = kl_to_teacher(teacher, self.model.answer_logits(pair.forget))
+        forget_loss = kl_to_teacher(teacher, answer_logits(self.model, pair.forget))
         if pair.retain is None:
             return forget_loss
-        student = self.model.answer_logits(pair.retain)
+        student = answer_logits(self.model, pair.retain)
         with torch.no_grad():
-            remembered = self.original.answer_logits(pair.retain)
-        answers = self.model.answer_token_ids(pair.retain)
+            remembered = answer_logits(self.original, pair.retain)
+        answers = answer_targets(self.model, pair.retain, self.config["LABEL_FIELD"])
         remember_loss = torch.nn.functional.cross_entropy(student, answers) + kl_to_teacher(remembered, student)
         weight = self.param("retain_weight")
         return weight * remember_loss + (1 - weight) * forget_loss
-
-    def save_unlearned(self, checkpoint_file):
-        """Only the LoRA adapter (peft's own format), next to ``checkpoint_file``."""
-        self.model.backbone.model.save_pretrained(checkpoint_file.removesuffix(".safetensors") + "-adapter")

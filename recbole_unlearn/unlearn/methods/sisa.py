@@ -3,6 +3,8 @@ import torch
 
 from recbole_unlearn.data.forget import shard_assignment
 from recbole_unlearn.data.loaders import config_with
+from recbole_unlearn.model.answer import answer_logits, yes_no_logits
+from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
 class ShardEnsemble(torch.nn.Module):
@@ -13,16 +15,16 @@ class ShardEnsemble(torch.nn.Module):
         self.shards = torch.nn.ModuleList(shards)
 
     def answer_logits(self, interaction):
-        return torch.stack([shard.answer_logits(interaction) for shard in self.shards]).mean(0)
+        return torch.stack([answer_logits(shard, interaction) for shard in self.shards]).mean(0)
 
     def yes_no_logits(self, interaction):
-        return torch.stack([shard.yes_no_logits(interaction) for shard in self.shards]).mean(0)
+        return torch.stack([yes_no_logits(shard, interaction) for shard in self.shards]).mean(0)
 
     def predict(self, interaction):
         return torch.softmax(self.yes_no_logits(interaction), dim=-1)[:, 0]
 
 
-class SISA:
+class SISA(UnlearnMethod):
     """SISA (Bourtoule et al., 2021): one model per disjoint user shard of the training split.
 
     Unlearning retrains only the shards that held forget data, on what they retain; the other shards'
@@ -31,10 +33,13 @@ class SISA:
 
     method = "sisa"
 
-    @staticmethod
-    def run(protocol, original):
+    @classmethod
+    def run(cls, protocol, original):
         config = protocol.config
-        shard_config = config_with(config, epochs=config["sisa_epochs"])
+        # sisa_epochs ~ trains shards with the Original's recipe: its epochs, early stopping on valid.
+        epochs = config["sisa_epochs"]
+        shard_config = config_with(config, epochs=epochs) if epochs else config
+        valid_data = None if epochs else protocol.valid_data
         shards = shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
         forget = protocol.forget_mask
         models = []
@@ -42,8 +47,8 @@ class SISA:
             in_shard = shards == shard
             if (in_shard & forget).any():
                 rows = np.flatnonzero(in_shard & ~forget)
-                models.append(protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), None, shard_config))
+                models.append(protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), valid_data, shard_config))
             else:
                 rows = np.flatnonzero(in_shard)
-                models.append(protocol.pretrained(f"sisa-shard{shard}", rows, shard_config))
+                models.append(protocol.pretrained(f"sisa-shard{shard}", rows, shard_config, valid_data))
         return ShardEnsemble(models)

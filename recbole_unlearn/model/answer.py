@@ -1,0 +1,64 @@
+"""The answer distribution every teacher and forgetting metric uses, for any RecBole context-aware model.
+
+A model with ``answer_logits`` (LLMRec, SISA's shard ensemble) answers over its vocabulary at the
+answer position. A built-in CTR model (LR, FM, DeepFM, ...) answers over two outcomes, (like, not
+like), with logits ``(s/2, -s/2)`` for its click logit ``s``: the softmax gives ``sigmoid(s)``, RecBole's
+own prediction, and a move of the click logit shows as a rise of one of the two logits, as a language
+model's yes/no tokens do, so E2URec's forgetting teacher pushes down whichever the forget data raised.
+"""
+
+import torch
+from recbole.utils import ModelType
+
+# Index of each outcome in a two-way distribution, the order of LLMRec's answer_words (yes, no).
+LIKE, DISLIKE = 0, 1
+# torch.logit clamps probabilities to [eps, 1 - eps], so a saturated prediction stays finite.
+PROBABILITY_EPS = 1e-6
+
+
+def speaks(model):
+    """Whether ``model`` has its own answer distribution (a language model's vocabulary)."""
+    return hasattr(model, "answer_logits")
+
+
+def click_logit(model, interaction):
+    """A CTR model's logit: ``forward`` when it is trained on logits (BCEWithLogitsLoss, as nearly every
+    RecBole CTR model), else the logit of ``predict``'s probability."""
+    if isinstance(getattr(model, "loss", None), torch.nn.BCEWithLogitsLoss):
+        return model(interaction)
+    return torch.logit(model.predict(interaction), eps=PROBABILITY_EPS)
+
+
+def answer_logits(model, interaction):
+    """Full answer-distribution logits, shape [batch, outcomes] (outcomes = vocabulary or 2)."""
+    if speaks(model):
+        return model.answer_logits(interaction)
+    half = click_logit(model, interaction) / 2
+    return torch.stack([half, -half], dim=-1)
+
+
+def yes_no_logits(model, interaction):
+    """Logits of (like, not like), shape [batch, 2]: comparable across every model."""
+    if speaks(model):
+        return model.yes_no_logits(interaction)
+    return answer_logits(model, interaction)
+
+
+def answer_targets(model, interaction, label_field):
+    """The index of each sample's true answer in ``answer_logits``."""
+    if speaks(model):
+        return model.answer_token_ids(interaction)
+    return torch.where(interaction[label_field] > 0.5, LIKE, DISLIKE)
+
+
+def unsupported_reason(config, needs_gradients):
+    """Why the configured model cannot be unlearned (by a method that ``needs_gradients``), or None."""
+    model_type = config["MODEL_TYPE"]
+    if model_type in (ModelType.TRADITIONAL, ModelType.DECISIONTREE) and needs_gradients:
+        return f"it is not trained by gradient descent (RecBole {model_type})"
+    if model_type != ModelType.CONTEXT:
+        return (
+            f"it is not a context-aware model (RecBole {model_type}); unlearning compares answer "
+            "distributions on labeled interactions, which LLMRec and RecBole's context-aware models give"
+        )
+    return None

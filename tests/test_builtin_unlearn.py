@@ -1,0 +1,167 @@
+"""RecBole's built-in context-aware models through every unlearning method, and the comparison table."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model
+
+from recbole_unlearn import Config
+from recbole_unlearn.compat import SafeTrainer, load_checkpoint
+from recbole_unlearn.evaluation.report import write_comparison
+from recbole_unlearn.model.answer import answer_logits
+from recbole_unlearn.model.lora import add_lora, traced_layers
+from recbole_unlearn.quick_start import run_recbole_unlearn, unlearn_one
+
+from conftest import SMALL_WINDOW, small_config
+
+METHODS = ["original", "retrain", "sisa", "neggrad", "bad_teacher", "e2urec"]
+MODELS = ["DeepFM", "WideDeep"]
+
+
+def ctr_config(output_dir, **overrides):
+    """RecBole's CTR recipe (early stopping) on the tests' ML-100K slice (``val_interval=None``: the
+    shipped window)."""
+    config = {
+        "use_gpu": False, "state": "warning", "show_progress": False, "val_interval": SMALL_WINDOW,
+        "unlearn_output_dir": str(output_dir), **overrides,
+    }
+    return {key: value for key, value in config.items() if value is not None}
+
+
+def compare(output_dir, models, **overrides):
+    os.chdir(output_dir)
+    results = run_recbole_unlearn(",".join(models), "ml-100k", config_dict=ctr_config(output_dir / "out", **overrides))
+    return output_dir / "out", results
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    return compare(tmp_path_factory.mktemp("builtin"), MODELS)
+
+
+def built(model, **overrides):
+    config = small_config(model, **overrides)
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    return config, get_model(model)(config, train_data._dataset), next(iter(train_data))
+
+
+def test_every_method_runs_for_built_in_models(comparison):
+    _, results = comparison
+    assert [result["context"]["model"] for result in results] == MODELS
+    for result in results:
+        rows = {row["method"]: row for row in result["rows"]}
+        assert list(rows) == METHODS
+        assert rows["retrain"]["forget_jsd_yesno"] == pytest.approx(0, abs=1e-12)
+        for row in rows.values():
+            # A CTR model's whole answer distribution is the two-way one.
+            assert row["forget_jsd"] == pytest.approx(row["forget_jsd_yesno"])
+            assert np.isfinite([row["test_auc"], row["forget_l2"], row["forget_sym_kl"]]).all()
+        assert 0 < rows["e2urec"]["trainable_share"] < 1
+        assert rows["neggrad"]["trainable_share"] == 1
+
+
+def test_e2urec_moves_forget_auc_toward_retrain(comparison):
+    # CTR models memorise their training users: forget-set AUC far above Retrain's. E2URec must lower it.
+    for result in comparison[1]:
+        rows = {row["method"]: row for row in result["rows"]}
+        assert rows["original"]["forget_auc"] > rows["retrain"]["forget_auc"] + 0.1
+        assert rows["e2urec"]["forget_auc"] < rows["original"]["forget_auc"], result["context"]["model"]
+
+
+@pytest.mark.slow
+def test_sisa_and_bad_teacher_bring_deepfm_closer_to_retrain(tmp_path):
+    # On the shipped window (~2 min): SISA's retrained shards and Bad-T's flipped labels both bring
+    # DeepFM's forget-set answers closer to Retrain's than the Original's are.
+    _, (result,) = compare(tmp_path, ["DeepFM"], val_interval=None, unlearn_method="sisa,bad_teacher")
+    rows = {row["method"]: row for row in result["rows"]}
+    for method in ("sisa", "bad_teacher"):
+        assert rows[method]["forget_jsd_yesno"] < rows["original"]["forget_jsd_yesno"], method
+
+
+def test_comparison_table_and_plot(comparison):
+    output_dir, results = comparison
+    (directory,) = [path for path in output_dir.iterdir() if path.name.startswith("comparison-ml-100k-")]
+    for name in ("comparison.csv", "comparison.json", "comparison.md", "comparison.png"):
+        assert os.path.getsize(directory / name) > 0
+    with open(directory / "comparison.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [(row["model"], row["method"]) for row in table] == [(m, method) for m in MODELS for method in METHODS]
+    deepfm_e2urec = next(row for row in results[0]["rows"] if row["method"] == "e2urec")
+    assert float(table[len(METHODS) - 1]["forget_jsd_yesno"]) == pytest.approx(deepfm_e2urec["forget_jsd_yesno"])
+    assert len({result["context"]["forget_sha256"] for result in results}) == 1
+
+
+def test_comparison_refuses_runs_on_different_forget_sets(comparison, tmp_path):
+    _, results = comparison
+    other = {**results[1], "context": {**results[1]["context"], "forget_sha256": "0" * 64}}
+    with pytest.raises(ValueError, match="forget_sha256 differs"):
+        write_comparison([results[0], other], tmp_path)
+
+
+def test_e2urec_adapter_checkpoint_reloads_to_the_same_test_auc(comparison):
+    output_dir, results = comparison
+    config = Config(model="DeepFM", dataset="ml-100k", config_dict=ctr_config(output_dir))
+    _, _, test_data = data_preparation(config, create_dataset(config))
+    model = get_model("DeepFM")(config, test_data._dataset)
+    (original,) = (output_dir / "cache").glob("DeepFM-original-*.safetensors")
+    load_checkpoint(model, str(original))
+    add_lora(model, traced_layers(model, next(iter(test_data))[0]), rank=4, alpha=8, dropout=0.05)
+    metadata = load_checkpoint(model, os.path.join(results[0]["run_dir"], "e2urec.safetensors"))
+    assert metadata["tensors"] == "trainable"
+    test_auc = SafeTrainer(config, model).evaluate(test_data, load_best_model=False)["auc"]
+    row = next(row for row in results[0]["rows"] if row["method"] == "e2urec")
+    assert test_auc == pytest.approx(row["test_auc"])
+
+
+@pytest.mark.parametrize("model", ["LR", "DeepFM", "AutoInt"])
+def test_lora_targets_are_the_layers_a_prediction_uses(workdir, model):
+    config, recommender, batch = built(model)
+    recommender.eval()
+    targets = traced_layers(recommender, batch)
+    assert targets
+    with torch.no_grad():
+        before = answer_logits(recommender, batch)
+    # LR reads only its first-order tables; MultiheadAttention reads out_proj's weight directly.
+    if model == "LR":
+        assert all(name.startswith("first_order_linear.") for name in targets)
+    assert not any("self_attns" in name for name in targets)
+    adapted = add_lora(recommender, targets, rank=4, alpha=8, dropout=0.0)
+    ranks = {name: module.r["default"] for name, module in adapted.named_modules() if hasattr(module, "r")}
+    assert set(ranks) == set(targets)
+    for name, rank in ranks.items():
+        assert rank == min(4, *dict(adapted.named_modules())[name].base_layer.weight.shape)
+    # LoRA starts as the identity: predictions are unchanged until it is trained.
+    with torch.no_grad():
+        assert torch.allclose(answer_logits(adapted, batch), before)
+
+
+def test_two_way_distribution_reproduces_recbole_predictions(workdir):
+    for model in ("LR", "DeepFM", "DCNV2"):
+        _, recommender, batch = built(model)
+        recommender.eval()
+        with torch.no_grad():
+            like = torch.softmax(answer_logits(recommender, batch), dim=-1)[:, 0]
+            assert torch.allclose(like, recommender.predict(batch), atol=1e-5), model
+
+
+def test_bad_lora_targets_fail_before_training(workdir):
+    with pytest.raises(ValueError, match=r"e2urec_lora_targets \['no_such_layer'\] name no layer of DeepFM"):
+        unlearn_one("DeepFM", "ml-100k", config_dict=ctr_config(
+            workdir / "out", unlearn_method="e2urec", e2urec_lora_targets=["no_such_layer"]))
+    assert not (workdir / "out" / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    "model, method, message",
+    [
+        ("ItemKNN", "neggrad", r"Model ItemKNN cannot be unlearned by method\(s\) neggrad: it is not trained by gradient descent"),
+        ("BPR", "retrain,e2urec", r"Model BPR cannot be unlearned by method\(s\) retrain, e2urec: it is not a context-aware model"),
+    ],
+)
+def test_models_a_method_cannot_unlearn_fail_at_startup(workdir, model, method, message):
+    with pytest.raises(ValueError, match=message):
+        run_recbole_unlearn(model, "ml-100k", config_dict={"unlearn_method": method, "use_gpu": False})
