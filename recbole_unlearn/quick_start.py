@@ -4,6 +4,7 @@
 
 import argparse
 import os
+import sys
 import time
 from logging import getLogger
 
@@ -16,6 +17,7 @@ from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, wri
 from recbole_unlearn.registry import get_unlearn_methods
 from recbole_unlearn.unlearn.methods.retrain import Retrain
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.receipt import verify_main, write_receipt
 
 
 def start_run(config):
@@ -124,10 +126,13 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         protocol.evaluate("original", original, original_cost, reference),
         protocol.evaluate("retrain", reference, reference_cost, reference),
     ]
+    if Retrain in methods:
+        write_receipt(protocol, Retrain, rows[1], reference_cost)
     for method in methods:
         if method is not Retrain:
             unlearned, cost = protocol.unlearn(method, original)
             rows.append(protocol.evaluate(method.method, unlearned, cost, reference))
+            write_receipt(protocol, method, rows[-1], cost)
 
     context = {
         "model": model,
@@ -164,6 +169,9 @@ def format_results(results):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify"]:
+        sys.exit(verify_main(argv[1:]))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", "-m", default="LLMRec", help="model name(s), comma-separated")
     parser.add_argument("--dataset", "-d", default="ml-100k")

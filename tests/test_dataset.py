@@ -90,18 +90,3 @@ def test_every_prompt_token_is_inside_the_vocabulary(dataset):
     vocabulary = max(dataset.tokenizer.get_vocab().values()) + 1
     assert max(ids.max() for ids in dataset.inter_feat["prompt_ids"].values) < vocabulary
     assert dataset.tokenizer.unk_token_id not in set(np.concatenate(dataset.inter_feat["prompt_ids"].values))
-
-
-def test_template_with_a_missing_field_fails_at_startup(workdir):
-    template = "The user's shoe size is {shoe_size}. Will {he} like {title}?"
-    with pytest.raises(ValueError, match="prompt_template names field 'shoe_size'"):
-        create_dataset(small_config(prompt_template=template))
-
-
-def test_history_needs_a_time_field(workdir):
-    load_col = {"inter": ["user_id", "item_id", "rating"], "user": ["user_id", "age", "gender", "occupation"],
-                "item": ["item_id", "movie_title"]}
-    with pytest.raises(ValueError, match="TIME_FIELD 'timestamp'"):
-        create_dataset(small_config(load_col=load_col, val_interval=None, unused_col=None,
-                                    eval_args={"split": {"RS": [0.6, 0.2, 0.2]}, "order": "RO",
-                                               "group_by": None, "mode": "labeled"}))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from recbole.data import create_dataset, data_preparation
 
-from recbole_unlearn.data.forget import ForgetRequest, read_id_file, shard_assignment
+from recbole_unlearn.data.forget import ForgetRequest, shard_assignment
 
 from conftest import small_config
 
@@ -50,60 +50,10 @@ def test_user_level_ratio_forgets_that_share_of_users(train):
     assert len(np.unique(forget.inter_feat["user_id"].numpy())) == round(0.2 * len(users))
 
 
-def test_explicit_user_ids_as_strings_or_ints(train):
-    users = sorted(set(raw(train, "user_id")))[:3]
-    by_string, _ = ForgetRequest(level="user", ids=tuple(users)).split(train)
-    by_int, _ = ForgetRequest(level="user", ids=tuple(int(u) for u in users)).split(train)
-    assert set(raw(by_string, "user_id")) == set(users)
-    assert keys(by_int) == keys(by_string)
-
-
 def test_interaction_level_ids(train):
     pair = f"{raw(train, 'user_id')[0]}:{raw(train, 'item_id')[0]}"
     forget, retain = ForgetRequest(level="interaction", ids=(pair,)).split(train)
     assert len(forget) == 1 and len(retain) == len(train) - 1
-
-
-def test_forget_file_with_bom_crlf_and_blank_lines(train, tmp_path):
-    users = sorted(set(raw(train, "user_id")))[:2]
-    path = tmp_path / "forget.txt"
-    path.write_bytes(("\ufeff" + users[0] + "\r\n\r\n  " + users[1] + "  \r\n").encode("utf-8"))
-    assert read_id_file(path) == users
-
-
-@pytest.mark.parametrize(
-    "request_args, message",
-    [
-        ({"level": "user", "ids": ("999999",)}, r"forget_ids has 1 user id\(s\) not in the training split.*'999999'"),
-        ({"level": "item", "ids": ("no-such-item",)}, r"item id\(s\) not in the training split"),
-        ({"level": "interaction", "ids": ("1-2",)}, r"interaction id\(s\) not in the training split.*'1-2'"),
-        ({"level": "user", "ratio": 0.0001}, r"forget_ratio 0.0001 of \d+ training users is zero"),
-    ],
-)
-def test_bad_requests_on_a_split(train, request_args, message):
-    with pytest.raises(ValueError, match=message):
-        ForgetRequest(**request_args).split(train)
-
-
-def test_request_covering_every_training_user(train):
-    users = tuple(sorted(set(raw(train, "user_id"))))
-    with pytest.raises(ValueError, match="covers the whole training split"):
-        ForgetRequest(level="user", ids=users).split(train)
-
-
-@pytest.mark.parametrize(
-    "request_args, message",
-    [
-        ({"ratio": 0}, r"forget_ratio must be in \(0, 1\), got 0"),
-        ({"ratio": 1.0}, r"forget_ratio must be in \(0, 1\), got 1.0"),
-        ({"ratio": -0.5}, r"forget_ratio must be in \(0, 1\)"),
-        ({"level": "session"}, r"forget_level must be one of \['user', 'item', 'interaction'\], got 'session'"),
-        ({"ids": ("7", "7")}, r"forget_ids lists these ids more than once: \['7'\]"),
-    ],
-)
-def test_bad_requests_fail_before_any_work(request_args, message):
-    with pytest.raises(ValueError, match=message):
-        ForgetRequest(**request_args)
 
 
 def test_sisa_shards_keep_each_user_in_one_shard(train):

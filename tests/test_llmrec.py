@@ -74,18 +74,3 @@ def test_llm_path_loads_a_saved_t5_and_its_tokenizer(trained, workdir):
     reloaded, _, (_, _, reloaded_test) = build(small_config(llm_path=str(workdir / "llm")))
     assert type(reloaded.tokenizer).__name__ == type(model.tokenizer).__name__
     assert torch.allclose(predictions(reloaded, reloaded_test), predictions(model, test), atol=1e-6)
-
-
-def test_llm_path_that_is_not_a_model_directory(workdir):
-    with pytest.raises(ValueError, match="is not a Hugging Face model directory"):
-        create_dataset(small_config(llm_path=str(workdir)))
-
-
-def test_checkpoint_of_another_model_is_refused(trained, workdir):
-    config, *_ = trained
-    deepfm_config = small_config("DeepFM", epochs=1)
-    _, deepfm_trainer, (train, valid, _) = build(deepfm_config)
-    deepfm_trainer.fit(train, valid, saved=True)
-    _, llmrec_trainer, (_, _, test) = build(config)
-    with pytest.raises(ValueError, match="written by model 'DeepFM', not 'LLMRec'"):
-        llmrec_trainer.evaluate(test, load_best_model=True, model_file=deepfm_trainer.saved_model_file)

@@ -12,7 +12,6 @@ from scipy.stats import entropy
 
 from recbole_unlearn.evaluation.metrics import js_divergence, l2_distance, symmetric_kl
 from recbole_unlearn.quick_start import unlearn_one
-from recbole_unlearn.registry import get_unlearn_methods
 from recbole_unlearn.unlearn.methods.e2urec import E2URec, forgetting_teacher_logits
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
@@ -119,8 +118,3 @@ def test_distances_match_scipy():
     assert np.allclose(js_divergence(tp, tq).numpy(), [jensenshannon(a, b) ** 2 for a, b in zip(p, q)])
     assert np.allclose(l2_distance(tp, tq).numpy(), np.linalg.norm(p - q, axis=1))
     assert np.allclose(symmetric_kl(tp, tq).numpy(), [0.5 * (entropy(a, b) + entropy(b, a)) for a, b in zip(p, q)])
-
-
-def test_unknown_unlearn_method_names_the_key():
-    with pytest.raises(ValueError, match=r"unlearn_method \['forgetful'\] is unknown"):
-        get_unlearn_methods("neggrad,forgetful")

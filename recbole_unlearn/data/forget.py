@@ -42,9 +42,19 @@ class ForgetRequest:
 
     @classmethod
     def from_config(cls, config):
+        """The request of ``forget_ids`` and ``forget_file`` (explicit ids), else of ``forget_ratio``.
+
+        An explicit but empty list or file is an error: falling back to a random draw would forget
+        users nobody asked about.
+        """
+        if config["forget_ids"] is not None and len(config["forget_ids"]) == 0:
+            raise ValueError("forget_ids is empty: list the ids to forget, or leave it unset to draw forget_ratio.")
         ids = list(config["forget_ids"] or [])
         if config["forget_file"]:
-            ids += read_id_file(config["forget_file"])
+            from_file = read_id_file(config["forget_file"])
+            if not from_file:
+                raise ValueError(f"forget_file '{config['forget_file']}' lists no ids.")
+            ids += from_file
         return cls(
             level=config["forget_level"] or "user",
             ratio=config["forget_ratio"],

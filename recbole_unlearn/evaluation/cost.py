@@ -3,6 +3,7 @@
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import psutil
 import torch
@@ -23,6 +24,7 @@ class CostMeter:
         self._sampler.start()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
+        self.started_at = utc_now()
         self.start = time.perf_counter()
         return self
 
@@ -41,6 +43,7 @@ class CostMeter:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start - self.paused_seconds
+        self.finished_at = utc_now()
         self._running = False
         self._sampler.join()
         self.peak_rss_mib = self.peak_rss / 2**20
@@ -48,4 +51,13 @@ class CostMeter:
         return False
 
     def summary(self):
-        return {"seconds": self.seconds, "peak_rss_mib": self.peak_rss_mib}
+        return {
+            "seconds": self.seconds,
+            "peak_rss_mib": self.peak_rss_mib,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+def utc_now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

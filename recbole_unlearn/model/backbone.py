@@ -15,6 +15,8 @@ from recbole_unlearn.model.tokenizer import vocabulary_size
 
 
 def check_model_dir(llm_path):
+    if not os.path.isdir(llm_path):
+        raise ValueError(f"llm_path '{llm_path}' does not exist (or is not a directory).")
     if not os.path.isfile(os.path.join(llm_path, "config.json")):
         raise ValueError(
             f"llm_path '{llm_path}' is not a Hugging Face model directory (no config.json there)."

@@ -21,3 +21,13 @@ class UnlearnMethod:
     def run(cls, protocol, original):
         """The unlearned model; ``original`` stays untouched."""
         raise NotImplementedError
+
+    @classmethod
+    def file_names(cls, config):
+        """The names (keys of ``protocol.files``) of the checkpoints the unlearned model is made of."""
+        return [cls.method]
+
+    @classmethod
+    def load(cls, protocol, original, paths):
+        """The unlearned model rebuilt from those checkpoint files (to verify a receipt)."""
+        raise NotImplementedError

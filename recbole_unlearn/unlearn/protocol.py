@@ -6,8 +6,8 @@ determines them, so comparing several methods, or running again, trains them onc
 
 import contextlib
 import hashlib
-import json
 import os
+import shutil
 from logging import getLogger
 
 import numpy as np
@@ -19,26 +19,17 @@ from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.cost import CostMeter
 from recbole_unlearn.evaluation.metrics import forget_metrics
+from recbole_unlearn.provenance import config_sha256
 from recbole_unlearn.registry import UNLEARN_METHODS
 from recbole_unlearn.unlearn.methods.retrain import Retrain
 
-# Keys that change how a run is shown or where it writes, not which model it trains.
-RUNTIME_KEYS = {
-    "state", "show_progress", "checkpoint_dir", "eval_batch_size", "device", "gpu_id", "use_gpu",
-    "worker", "log_wandb", "wandb_project", "config_files", "local_rank", "single_spec", "data_path",
-}
+# Keys of the protocol and its methods: they do not change the Original (or Retrain) model.
 UNLEARN_PREFIXES = ("unlearn_", "forget_", *(f"{name}_" for name in UNLEARN_METHODS))
 
 
 def config_key(config, *extra):
-    """SHA-256 of the configuration that determines a trained model, plus ``extra`` strings."""
-    relevant = {
-        key: value
-        for key, value in config.final_config_dict.items()
-        if key not in RUNTIME_KEYS and not key.startswith(UNLEARN_PREFIXES)
-    }
-    payload = json.dumps(relevant, sort_keys=True, default=str) + "".join(extra)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """SHA-256 of the configuration that determines an Original or Retrain model, plus ``extra``."""
+    return config_sha256(config, *extra, ignore_prefixes=UNLEARN_PREFIXES)
 
 
 def interaction_tokens(dataset):
@@ -63,11 +54,15 @@ class UnlearnProtocol:
         self.retain_rows = np.flatnonzero(~self.forget_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.example = next(iter(self.forget_data))[0]
+        self.fingerprint = self.fingerprints()
         self.key = config_key(config)
         self.output_dir = config["unlearn_output_dir"]
         self.cache_dir = os.path.join(self.output_dir, "cache")
         self.run_dir = os.path.join(self.output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
-        os.makedirs(self.run_dir, exist_ok=True)
+        # The checkpoint each model name was last written to or loaded from (for receipts).
+        self.files = {}
+        # Where an interrupted training of a cached model keeps its state (see ``cached``).
+        self.resume_dirs = {}
         self.meter = None
         self.logger.info(
             f"{self.request.describe()}: {len(self.forget_rows)} forget and "
@@ -93,6 +88,10 @@ class UnlearnProtocol:
             "forget_sha256": hashlib.sha256("\n".join(forget).encode()).hexdigest(),
         }
 
+    def provenance(self, **extra):
+        """What every file this protocol writes records about its origin."""
+        return {"model": self.config["model"], "dataset": self.config["dataset"], **self.fingerprint, **extra}
+
     def subset(self, rows):
         return self.train_dataset.copy(self.train_dataset.inter_feat[rows])
 
@@ -112,31 +111,61 @@ class UnlearnProtocol:
         config = config or self.config
         model = self.new_model(config)
         trainer = safe_trainer_for(config)(config, model)
-        trainer.saved_model_file = self.checkpoint_path(name)
+        trainer.provenance["split_sha256"] = self.fingerprint["split_sha256"]
+        trainer.resume_dir = self.resume_dirs.get(name)
+        if trainer.resume_dir:
+            trainer.saved_model_file = os.path.join(trainer.resume_dir, "best.safetensors")
+            trainer.resume()
+        else:
+            trainer.saved_model_file = self.checkpoint_path(name)
         self.logger.info(f"Training {name} on {len(train_data._dataset)} interactions")
         trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
-        load_checkpoint(model, trainer.saved_model_file, config["device"])
+        load_checkpoint(model, trainer.saved_model_file, config["device"], expect=trainer.provenance)
+        self.files[name] = trainer.saved_model_file
         return model
 
     def cached(self, name, key, build):
-        """The model ``build()`` returns, stored under ``key``; with its cost as measured when built."""
-        path = os.path.join(self.cache_dir, f"{self.config['model']}-{name}-{key[:16]}.safetensors")
+        """The model ``build()`` returns, stored under ``key``; with its cost as measured when built.
+
+        An interrupted build resumes from the training state kept in ``cache/partial/`` (its time
+        before the interruption is not counted).
+        """
+        path = self.cache_path(name, key)
+        self.files[name] = path
         if os.path.isfile(path):
-            model = self.new_model()
-            metadata = load_checkpoint(model, path, self.config["device"])
-            self.logger.info(f"Loaded cached {name} from {path}")
-            return model, metadata["cost"]
-        with CostMeter() as meter:
-            model = build()
+            return self.load(name, path, key=key)
+        resume_dir = os.path.join(self.cache_dir, "partial", os.path.basename(path).removesuffix(".safetensors"))
+        self.resume_dirs[name] = resume_dir
+        try:
+            with CostMeter() as meter:
+                model = build()
+        finally:
+            del self.resume_dirs[name]
         cost = meter.summary()
-        save_checkpoint(model, path, {"model": type(model).__name__, "name": name, "key": key, "cost": cost})
+        save_checkpoint(model, path, {**self.provenance(name=name, cost=cost), **self.expected(key)})
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        self.files[name] = path
         return model, cost
+
+    def expected(self, key):
+        return {"key": key, "dataset": self.config["dataset"], "split_sha256": self.fingerprint["split_sha256"]}
+
+    def load(self, name, path, key=None, config=None):
+        """A model of this protocol's data read from a cached checkpoint, and its recorded cost."""
+        model = self.new_model(config)
+        expect = self.expected(key) if key else {"split_sha256": self.fingerprint["split_sha256"]}
+        metadata = load_checkpoint(model, path, self.config["device"], expect=expect)
+        self.logger.info(f"Loaded {name} from {path}")
+        return model, metadata.get("cost")
+
+    def cache_path(self, name, key):
+        return os.path.join(self.cache_dir, f"{self.config['model']}-{name}-{key[:16]}.safetensors")
 
     def original(self):
         return self.cached("original", self.key, lambda: self.train("original", self.train_data, self.valid_data))
 
     def reference(self, original):
-        key = config_key(self.config, self.request.key())
+        key = config_key(self.config, self.fingerprint["forget_sha256"])
         return self.cached("retrain", key, lambda: Retrain.run(self, original))
 
     def pretrained(self, name, rows, config, valid_data=None):

@@ -12,7 +12,7 @@ from typing import NamedTuple, Optional
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_unlearn.compat import SafeTrainer, save_checkpoint
+from recbole_unlearn.compat import SafeTrainer, load_checkpoint, save_checkpoint
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
@@ -62,8 +62,17 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
             protocol.subset_loader(protocol.retain_rows, batch_size),
             show_progress=protocol.config["show_progress"],
         )
-        trainer.save_unlearned(protocol.checkpoint_path(cls.method))
+        path = protocol.checkpoint_path(cls.method)
+        trainer.save_unlearned(path, protocol.provenance(method=cls.method))
+        protocol.files[cls.method] = path
         return trainer.model
+
+    @classmethod
+    def load(cls, protocol, original, paths):
+        """Rebuild the model as for unlearning (adapters included), then read the saved weights."""
+        model = cls(protocol.config, copy.deepcopy(original), protocol.example).model
+        load_checkpoint(model, paths[0], protocol.config["device"], expect=protocol.provenance(method=cls.method))
+        return model
 
     def param(self, key):
         """The method's hyper-parameter ``<method>_<key>`` (defaults in properties/method/)."""
@@ -99,12 +108,10 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
             self.logger.info(f"{self.method} epoch {epoch}: train loss {loss:.4f}")
         return self.model
 
-    def save_unlearned(self, checkpoint_file):
+    def save_unlearned(self, checkpoint_file, provenance):
         """The trainable weights only (the whole model for a full fine-tune, the adapters for LoRA)."""
-        save_checkpoint(
-            self.model, checkpoint_file, {"model": type(self.model).__name__, "method": self.method},
-            trainable_only=True,
-        )
+        save_checkpoint(self.model, checkpoint_file, {**provenance, "model": type(self.model).__name__},
+                        trainable_only=True)
 
 
 def kl_to_teacher(teacher_logits, student_logits):

@@ -9,3 +9,7 @@ class Retrain(UnlearnMethod):
     @classmethod
     def run(cls, protocol, original):
         return protocol.train("retrain", protocol.subset_loader(protocol.retain_rows), protocol.valid_data)
+
+    @classmethod
+    def load(cls, protocol, original, paths):
+        return protocol.load(cls.method, paths[0])[0]

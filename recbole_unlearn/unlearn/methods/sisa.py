@@ -52,3 +52,11 @@ class SISA(UnlearnMethod):
                 rows = np.flatnonzero(in_shard)
                 models.append(protocol.pretrained(f"sisa-shard{shard}", rows, shard_config, valid_data))
         return ShardEnsemble(models)
+
+    @classmethod
+    def file_names(cls, config):
+        return [f"sisa-shard{shard}" for shard in range(config["sisa_n_shards"])]
+
+    @classmethod
+    def load(cls, protocol, original, paths):
+        return ShardEnsemble([protocol.load(name, path)[0] for name, path in zip(cls.file_names(protocol.config), paths)])

@@ -1,0 +1,130 @@
+"""Auditing: receipts, their verification, provenance-checked checkpoints, and resuming a killed run."""
+
+import glob
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from recbole_unlearn.provenance import file_sha256
+from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.unlearn.receipt import verify
+
+from conftest import SMALL_WINDOW
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METHODS = ["retrain", "sisa", "neggrad", "bad_teacher", "e2urec"]
+
+
+def config(output_dir, **overrides):
+    return {"use_gpu": False, "state": "warning", "show_progress": False, "val_interval": SMALL_WINDOW,
+            "unlearn_output_dir": str(output_dir), **overrides}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("audit")
+    os.chdir(workdir)
+    return unlearn_one("DeepFM", "ml-100k", config_dict=config(workdir / "out"))
+
+
+def receipt_of(run, method):
+    with open(os.path.join(run["run_dir"], f"receipt-{method}.json")) as f:
+        return json.load(f)
+
+
+def test_every_method_writes_a_receipt_without_raw_ids(run):
+    rows = {row["method"]: row for row in run["rows"]}
+    for method in METHODS:
+        receipt = receipt_of(run, method)
+        request = receipt["request"]
+        assert receipt["method"] == method and "ids" not in request
+        assert request["ids_count"] > 0 and request["forget_interactions"] == run["context"]["forget_interactions"]
+        assert request["forget_sha256"] == run["context"]["forget_sha256"]
+        assert receipt["metrics"]["forget_jsd_yesno"] == rows[method]["forget_jsd_yesno"]
+        assert receipt["started_at"] <= receipt["finished_at"]
+        for role in ("original", "retrain", "unlearned"):
+            for entry in receipt[role]:
+                assert file_sha256(os.path.join(run["run_dir"], entry["path"])) == entry["sha256"]
+    assert len(receipt_of(run, "sisa")["unlearned"]) == 4
+    assert receipt_of(run, "e2urec")["hyperparameters"]["e2urec_lora_r"] == 4
+
+
+def test_receipt_ids_hash_names_the_forgotten_users(run, tmp_path):
+    os.chdir(tmp_path)
+    with_ids = unlearn_one("DeepFM", "ml-100k", config_dict=config(
+        tmp_path / "out", unlearn_method="neggrad", unlearn_receipt_ids=True))
+    request = receipt_of(with_ids, "neggrad")["request"]
+    assert len(request["ids"]) == request["ids_count"] and request["ids"] == sorted(request["ids"])
+    assert hashlib.sha256("\n".join(request["ids"]).encode()).hexdigest() == request["ids_sha256"]
+    assert request["ids_sha256"] == receipt_of(run, "neggrad")["request"]["ids_sha256"]
+
+
+@pytest.mark.parametrize("method", ["e2urec", "sisa", "neggrad"])
+def test_verify_recomputes_hashes_and_metrics(run, method):
+    checks = verify(os.path.join(run["run_dir"], f"receipt-{method}.json"))
+    assert all(ok for _, ok, _ in checks), [c for c in checks if not c[1]]
+    assert {"forget_jsd_yesno", "test_auc", "split_sha256", "forget_sha256"} <= {name for name, _, _ in checks}
+
+
+def test_verify_catches_a_changed_checkpoint_and_a_changed_metric(run, tmp_path):
+    receipt = receipt_of(run, "bad_teacher")
+    receipt["metrics"]["forget_jsd_yesno"] += 0.01
+    edited = os.path.join(run["run_dir"], "receipt-edited.json")
+    with open(edited, "w") as f:
+        json.dump(receipt, f)
+    failed = [name for name, ok, _ in verify(edited) if not ok]
+    assert failed == ["forget_jsd_yesno"]
+
+    unlearned = os.path.join(run["run_dir"], receipt["unlearned"][0]["path"])
+    data = bytearray(open(unlearned, "rb").read())
+    data[-3] ^= 0xFF
+    open(unlearned, "wb").write(bytes(data))
+    failed = [name for name, ok, _ in verify(os.path.join(run["run_dir"], "receipt-bad_teacher.json")) if not ok]
+    assert failed == [f"unlearned file {receipt['unlearned'][0]['path']}"]
+
+
+def test_verify_command_line(run):
+    out = subprocess.run(
+        [sys.executable, os.path.join(REPO, "run_recbole_unlearn.py"), "verify",
+         os.path.join(run["run_dir"], "receipt-neggrad.json")],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(run["run_dir"])), timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "All checks passed." in out.stdout and "OK   forget_jsd_yesno" in out.stdout
+
+
+def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
+    (tmp_path / "run.yaml").write_text(
+        f"use_gpu: False\nshow_progress: False\nstate: info\nval_interval: {SMALL_WINDOW}\n"
+        "epochs: 12\nstopping_step: 100\ntrain_batch_size: 64\nunlearn_method: retrain\n"
+    )
+    command = [sys.executable, os.path.join(REPO, "run_recbole_unlearn.py"), "--model=DeepFM",
+               "--config_files=run.yaml"]
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer = str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "DeepFM-retrain-*" / "latest.json")
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:
+        found = glob.glob(pointer)
+        if found and int(json.load(open(found[0]))["state"].removeprefix("epoch-")) >= 3:
+            first.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert first.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed mid-way"
+    (original,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-original-*.safetensors"))
+    original_hash = file_sha256(original)
+    assert not glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-retrain-*.safetensors"))
+
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    logs = "".join(open(path).read() for path in glob.glob(str(tmp_path / "log" / "DeepFM" / "*.log")))
+    assert "Loaded original from" in logs and "Resuming training from epoch" in logs
+    assert int(logs.split("Resuming training from epoch ")[1].split()[0]) >= 3
+    assert file_sha256(original) == original_hash
+    assert glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-retrain-*.safetensors"))
+    assert not glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "*" / "latest.json"))
