@@ -171,6 +171,8 @@ def format_results(results):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["verify"]:
+        # Receipt paths, not RecBole options: keep RecBole's Config from reading them off sys.argv.
+        sys.argv = sys.argv[:1]
         sys.exit(verify_main(argv[1:]))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", "-m", default="LLMRec", help="model name(s), comma-separated")

@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from recbole.data import create_dataset, data_preparation
 
 import recbole_unlearn  # noqa: F401  (registers the plug-in with RecBole)
 from recbole_unlearn import Config
@@ -37,3 +38,12 @@ def small_config(model="LLMRec", dataset="ml-100k", **overrides):
     }
     config_dict.update(overrides)
     return Config(model=model, dataset=dataset, config_dict=config_dict)
+
+
+@pytest.fixture(scope="module")
+def train(tmp_path_factory):
+    """The training split of the tests' ML-100K slice (a DeepFM dataset: no prompts to build)."""
+    os.chdir(tmp_path_factory.mktemp("train"))
+    config = small_config("DeepFM")
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    return train_data._dataset

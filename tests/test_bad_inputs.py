@@ -20,14 +20,6 @@ from conftest import small_config
 RATINGS_WITHOUT_TIME = {"split": {"RS": [0.6, 0.2, 0.2]}, "order": "RO", "group_by": None, "mode": "labeled"}
 
 
-@pytest.fixture(scope="module")
-def train(tmp_path_factory):
-    os.chdir(tmp_path_factory.mktemp("bad-inputs"))
-    config = small_config("DeepFM")
-    train_data, _, _ = data_preparation(config, create_dataset(config))
-    return train_data._dataset
-
-
 def raw_users(dataset):
     return sorted(set(dataset.field2id_token["user_id"][dataset.inter_feat["user_id"].numpy()]))
 

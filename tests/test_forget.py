@@ -1,23 +1,9 @@
-"""Forget requests on a real ML-100K training split: invariants (hypothesis) and every bad request."""
-
-import os
+"""Forget requests on a real ML-100K training split: invariants (hypothesis); bad requests are in test_bad_inputs.py."""
 
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
-from recbole.data import create_dataset, data_preparation
 
 from recbole_unlearn.data.forget import ForgetRequest, shard_assignment
-
-from conftest import small_config
-
-
-@pytest.fixture(scope="module")
-def train(tmp_path_factory):
-    os.chdir(tmp_path_factory.mktemp("forget"))
-    config = small_config("DeepFM")
-    train_data, _, _ = data_preparation(config, create_dataset(config))
-    return train_data._dataset
 
 
 def raw(train, field):
