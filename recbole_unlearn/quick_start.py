@@ -3,6 +3,7 @@
 """
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -20,10 +21,25 @@ from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify_main, write_receipt
 
 
+# The root-logger handlers our last ``init_logger`` call installed.
+_run_log_handlers = []
+
+
 def start_run(config):
-    """Seed and RecBole's logger for one model run."""
+    """Seed and RecBole's logger for one model run, logging to that run's own file.
+
+    RecBole's ``init_logger`` uses ``logging.basicConfig``, which does nothing once the root logger has
+    handlers: without removing the previous run's, every model of a multi-model run would log into the
+    first model's file.
+    """
     init_seed(config["seed"], config["reproducibility"])
+    root = logging.getLogger()
+    for handler in _run_log_handlers:
+        root.removeHandler(handler)
+        handler.close()
+    before = set(root.handlers)
     init_logger(config)
+    _run_log_handlers[:] = [handler for handler in root.handlers if handler not in before]
     logger = getLogger()
     logger.info(config)
     logger.info(f"Dataset files: {config['data_path']}")
