@@ -15,10 +15,12 @@ from recbole.utils import get_local_time, get_model, init_logger, init_seed
 from recbole_unlearn.compat import safe_trainer_for
 from recbole_unlearn.config import Config
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_comparison, write_results
+from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.registry import get_unlearn_methods
 from recbole_unlearn.unlearn.methods.retrain import Retrain
+from recbole_unlearn.unlearn.methods.sisa import SISA
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
-from recbole_unlearn.unlearn.receipt import verify_main, write_receipt
+from recbole_unlearn.unlearn.receipt import rebuild, verify_main, write_receipt
 
 
 # The root-logger handlers our last ``init_logger`` call installed.
@@ -134,21 +136,26 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
     methods = get_unlearn_methods(config["unlearn_method"])
     logger = start_run(config)
 
-    protocol = UnlearnProtocol(config)
-    protocol.check(methods)
-    original, original_cost = protocol.original()
-    reference, reference_cost = protocol.reference(original)
+    previous = config["unlearn_after"]
+    if previous:
+        protocol, start, start_cost = continue_after(previous, config, methods)
+        start_name = "previous"
+    else:
+        protocol = UnlearnProtocol(config)
+        protocol.check(methods)
+        (start, start_cost), start_name = protocol.original(), "original"
+    reference, reference_cost = protocol.reference(start)
     rows = [
-        protocol.evaluate("original", original, original_cost, reference),
+        protocol.evaluate(start_name, start, start_cost, reference),
         protocol.evaluate("retrain", reference, reference_cost, reference),
     ]
     if Retrain in methods:
-        write_receipt(protocol, Retrain, rows[1], reference_cost)
+        write_receipt(protocol, Retrain, rows[1], reference_cost, previous)
     for method in methods:
         if method is not Retrain:
-            unlearned, cost = protocol.unlearn(method, original)
+            unlearned, cost = protocol.unlearn(method, start)
             rows.append(protocol.evaluate(method.method, unlearned, cost, reference))
-            write_receipt(protocol, method, rows[-1], cost)
+            write_receipt(protocol, method, rows[-1], cost, previous)
 
     context = {
         "model": model,
@@ -156,6 +163,7 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         "forget_request": protocol.request.describe(),
         "forget_interactions": len(protocol.forget_rows),
         "retain_interactions": len(protocol.retain_rows),
+        "removed_interactions": int(protocol.removed_mask.sum()),
         "seed": config["seed"],
         **protocol.fingerprints(),
     }
@@ -168,6 +176,24 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
     print(table)
     print(f"Results: {protocol.run_dir}")
     return {"rows": rows, "run_dir": protocol.run_dir, "context": context}
+
+
+def continue_after(receipt_path, config, methods):
+    """A sequential request: the protocol of this request on top of the one ``receipt_path`` records,
+    the model that run left (adapters merged) as the start, and its (zero) cost."""
+    if SISA in methods:
+        raise ValueError("unlearn_after: SISA keeps its own shard models, so it cannot continue from "
+                         "another run's model; drop sisa from unlearn_method.")
+    receipt, previous, _, _, unlearned = rebuild(receipt_path)
+    if receipt["method"] == SISA.method:
+        raise ValueError(f"unlearn_after: {receipt_path} is a SISA run, whose shard ensemble cannot be fine-tuned.")
+    protocol = UnlearnProtocol(config, previous.removed_mask)
+    if protocol.fingerprint["split_sha256"] != previous.fingerprint["split_sha256"]:
+        raise ValueError(f"unlearn_after: {receipt_path} was run on another split of the data.")
+    protocol.check(methods)
+    directory = os.path.dirname(os.path.abspath(receipt_path))
+    protocol.start_files = [os.path.join(directory, e["path"]) for e in receipt["original"] + receipt["unlearned"]]
+    return protocol, merge_lora(unlearned), {"seconds": 0.0, "peak_rss_mib": 0.0}
 
 
 def format_results(results):

@@ -128,3 +128,30 @@ def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
     assert file_sha256(original) == original_hash
     assert glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-retrain-*.safetensors"))
     assert not glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "*" / "latest.json"))
+
+
+def test_a_second_request_continues_from_the_unlearned_model_and_chains_receipts(run, tmp_path):
+    os.chdir(tmp_path)
+    first_receipt = os.path.join(run["run_dir"], "receipt-e2urec.json")
+    first = receipt_of(run, "e2urec")
+    config_dir = os.path.dirname(os.path.dirname(run["run_dir"]))
+    second = unlearn_one("DeepFM", "ml-100k", config_dict=config(
+        config_dir, forget_level="item", forget_ratio=0.05, unlearn_method="retrain,neggrad,e2urec",
+        unlearn_after=first_receipt))
+    rows = {row["method"]: row for row in second["rows"]}
+    assert list(rows) == ["previous", "retrain", "neggrad", "e2urec"]
+    receipt = receipt_of(second, "e2urec")
+    assert receipt["previous_receipt"]["sha256"] == file_sha256(first_receipt)
+    assert receipt["request"]["removed_interactions"] == (
+        first["request"]["forget_interactions"] + receipt["request"]["forget_interactions"])
+    assert receipt["retrain"][0]["sha256"] != first["retrain"][0]["sha256"]
+    checks = verify(os.path.join(second["run_dir"], "receipt-e2urec.json"))
+    assert all(ok for _, ok, _ in checks), [c for c in checks if not c[1]]
+
+
+def test_a_second_request_that_adds_nothing_is_refused(run, tmp_path):
+    os.chdir(tmp_path)
+    with pytest.raises(ValueError, match="only names data earlier requests already removed"):
+        unlearn_one("DeepFM", "ml-100k", config_dict=config(
+            tmp_path / "out", unlearn_method="neggrad",
+            unlearn_after=os.path.join(run["run_dir"], "receipt-neggrad.json")))

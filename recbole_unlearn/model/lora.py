@@ -5,6 +5,7 @@ import re
 
 import torch
 from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.tuners_utils import BaseTunerLayer
 
 from recbole_unlearn.model.answer import answer_logits
 
@@ -73,3 +74,19 @@ def add_lora(model, targets, rank, alpha, dropout):
         alpha_pattern=alpha_pattern,
     )
     return inject_adapter_in_model(lora, model)
+
+
+def merge_lora(model):
+    """Fold injected adapters into their layers and put the plain layers back, all trainable again:
+    the model an unlearned-with-LoRA model is, for a later request to start from."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), child, module.get_base_layer())
+    if hasattr(model, "peft_config"):
+        # peft's record of the injected adapters: gone with them, so a new injection starts clean.
+        del model.peft_config
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    return model

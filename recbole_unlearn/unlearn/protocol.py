@@ -42,16 +42,26 @@ def interaction_tokens(dataset):
 
 
 class UnlearnProtocol:
-    def __init__(self, config):
+    def __init__(self, config, removed_before=None):
+        """``removed_before``: a mask of training rows earlier requests removed (sequential requests);
+        this request forgets what it adds, and the retained data excludes both."""
         self.config = config
         self.logger = getLogger()
         dataset = create_dataset(config)
         self.train_data, self.valid_data, self.test_data = data_preparation(config, dataset)
         self.train_dataset = self.train_data._dataset
         self.request = ForgetRequest.from_config(config)
-        self.forget_mask = self.request.mask(self.train_dataset)
+        requested = self.request.mask(self.train_dataset)
+        if removed_before is None:
+            removed_before = np.zeros_like(requested)
+        self.forget_mask = requested & ~removed_before
+        self.removed_mask = requested | removed_before
+        if not self.forget_mask.any():
+            raise ValueError(f"The {self.request.describe()} only names data earlier requests already removed.")
+        if self.removed_mask.all():
+            raise ValueError(f"The {self.request.describe()} and earlier requests together remove the whole training split.")
         self.forget_rows = np.flatnonzero(self.forget_mask)
-        self.retain_rows = np.flatnonzero(~self.forget_mask)
+        self.retain_rows = np.flatnonzero(~self.removed_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.example = next(iter(self.forget_data))[0]
         self.fingerprint = self.fingerprints()
@@ -61,6 +71,8 @@ class UnlearnProtocol:
         self.run_dir = os.path.join(self.output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
         # The checkpoint each model name was last written to or loaded from (for receipts).
         self.files = {}
+        # For a sequential request: the checkpoints of the model the methods start from.
+        self.start_files = None
         # Where an interrupted training of a cached model keeps its state (see ``cached``).
         self.resume_dirs = {}
         self.meter = None
@@ -76,17 +88,21 @@ class UnlearnProtocol:
             method.check(self.config, model, self.example)
 
     def fingerprints(self):
-        """SHA-256 of the split (raw user, item and label of every train/valid/test row, in order) and of
-        the forget set (its sorted raw user:item pairs): equal fingerprints, same experiment."""
+        """SHA-256 of the split (raw user, item and label of every train/valid/test row, in order), of the
+        forget set and of everything removed so far (their sorted raw user:item pairs): equal
+        fingerprints, same experiment."""
         split = hashlib.sha256()
         for data in (self.train_data, self.valid_data, self.test_data):
             split.update("\n".join(interaction_tokens(data._dataset)).encode())
             split.update(b"\x00")
-        forget = sorted(interaction_tokens(self.subset(self.forget_rows)))
         return {
             "split_sha256": split.hexdigest(),
-            "forget_sha256": hashlib.sha256("\n".join(forget).encode()).hexdigest(),
+            "forget_sha256": self.rows_sha256(self.forget_rows),
+            "removed_sha256": self.rows_sha256(np.flatnonzero(self.removed_mask)),
         }
+
+    def rows_sha256(self, rows):
+        return hashlib.sha256("\n".join(sorted(interaction_tokens(self.subset(rows)))).encode()).hexdigest()
 
     def provenance(self, **extra):
         """What every file this protocol writes records about its origin."""
@@ -165,7 +181,7 @@ class UnlearnProtocol:
         return self.cached("original", self.key, lambda: self.train("original", self.train_data, self.valid_data))
 
     def reference(self, original):
-        key = config_key(self.config, self.fingerprint["forget_sha256"])
+        key = config_key(self.config, self.fingerprint["removed_sha256"])
         return self.cached("retrain", key, lambda: Retrain.run(self, original))
 
     def pretrained(self, name, rows, config, valid_data=None):

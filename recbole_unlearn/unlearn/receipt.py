@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from recbole_unlearn.config import Config
+from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.provenance import file_sha256, library_versions
 from recbole_unlearn.registry import UNLEARN_METHODS
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
@@ -44,8 +45,9 @@ def _files(paths, directory):
     return [{"path": os.path.relpath(path, directory), "sha256": file_sha256(path)} for path in paths]
 
 
-def write_receipt(protocol, method, row, cost):
-    """``receipt-<method>.json`` in the run folder; its path."""
+def write_receipt(protocol, method, row, cost, previous=None):
+    """``receipt-<method>.json`` in the run folder; its path. ``previous``: the receipt of the request
+    whose unlearned model this run started from."""
     config = protocol.config
     ids = forgotten_ids(protocol)
     request = {
@@ -56,6 +58,8 @@ def write_receipt(protocol, method, row, cost):
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "forget_interactions": len(protocol.forget_rows),
         "forget_sha256": protocol.fingerprint["forget_sha256"],
+        "removed_interactions": int(protocol.removed_mask.sum()),
+        "removed_sha256": protocol.fingerprint["removed_sha256"],
     }
     if config["unlearn_receipt_ids"]:
         request["ids"] = ids
@@ -65,12 +69,13 @@ def write_receipt(protocol, method, row, cost):
         "model": config["model"],
         "dataset": config["dataset"],
         "split_sha256": protocol.fingerprint["split_sha256"],
+        "previous_receipt": _files([previous], directory)[0] if previous else None,
         "request": request,
         "method": method.method,
         "hyperparameters": {k: v for k, v in config.final_config_dict.items() if k.startswith(prefix)},
         "started_at": cost.get("started_at"),
         "finished_at": cost.get("finished_at"),
-        "original": _files([protocol.files["original"]], directory),
+        "original": _files(protocol.start_files or [protocol.files["original"]], directory),
         "retrain": _files([protocol.files["retrain"]], directory),
         "unlearned": _files([protocol.files[name] for name in method.file_names(config)], directory),
         "metrics": {key: row[key] for key in RECEIPT_METRICS},
@@ -85,30 +90,49 @@ def write_receipt(protocol, method, row, cost):
     return path
 
 
+def read_receipt(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f), os.path.dirname(os.path.abspath(path))
+
+
+def rebuild(path):
+    """The run a receipt describes, rebuilt from its files: (receipt, protocol, start model, Retrain
+    model, unlearned model). The start model is the Original, or for a sequential request the model
+    the previous receipt's run left (rebuilt the same way)."""
+    receipt, directory = read_receipt(path)
+    removed_before, start = None, None
+    if receipt.get("previous_receipt"):
+        _, previous, _, _, unlearned = rebuild(os.path.join(directory, receipt["previous_receipt"]["path"]))
+        removed_before, start = previous.removed_mask, merge_lora(unlearned)
+    overrides = {**receipt["config"], "unlearn_method": receipt["method"], "unlearn_after": None, "state": "warning"}
+    config = Config(model=receipt["model"], dataset=receipt["dataset"], config_dict=overrides)
+    protocol = UnlearnProtocol(config, removed_before)
+    files = {role: [os.path.join(directory, e["path"]) for e in receipt[role]] for role in ("original", "retrain", "unlearned")}
+    if start is None:
+        start = protocol.load("original", files["original"][0])[0]
+    reference = protocol.load("retrain", files["retrain"][0])[0]
+    unlearned = UNLEARN_METHODS[receipt["method"]].load(protocol, start, files["unlearned"])
+    return receipt, protocol, start, reference, unlearned
+
+
 def verify(path):
     """Check a receipt against the files it names; a list of (check, ok, detail)."""
-    with open(path, encoding="utf-8") as f:
-        receipt = json.load(f)
-    directory = os.path.dirname(os.path.abspath(path))
+    receipt, directory = read_receipt(path)
     checks = []
-    for role in ("original", "retrain", "unlearned"):
-        for entry in receipt[role]:
-            file = os.path.join(directory, entry["path"])
-            actual = file_sha256(file) if os.path.isfile(file) else "missing"
-            checks.append((f"{role} file {entry['path']}", actual == entry["sha256"], actual[:16]))
+    previous = receipt.get("previous_receipt")
+    entries = [("previous receipt", previous)] if previous else []
+    entries += [(role, entry) for role in ("original", "retrain", "unlearned") for entry in receipt[role]]
+    for role, entry in entries:
+        file = os.path.join(directory, entry["path"])
+        actual = file_sha256(file) if os.path.isfile(file) else "missing"
+        checks.append((f"{role} file {entry['path']}", actual == entry["sha256"], actual[:16]))
     if not all(ok for _, ok, _ in checks):
         return checks
 
-    overrides = {**receipt["config"], "unlearn_method": receipt["method"], "state": "warning"}
-    config = Config(model=receipt["model"], dataset=receipt["dataset"], config_dict=overrides)
-    protocol = UnlearnProtocol(config)
-    for key in ("split_sha256", "forget_sha256"):
+    receipt, protocol, _, reference, unlearned = rebuild(path)
+    for key in ("split_sha256", "forget_sha256", "removed_sha256"):
         recorded = receipt[key] if key in receipt else receipt["request"][key]
         checks.append((key, protocol.fingerprint[key] == recorded, protocol.fingerprint[key][:16]))
-    files = {role: [os.path.join(directory, e["path"]) for e in receipt[role]] for role in ("original", "retrain", "unlearned")}
-    original = protocol.load("original", files["original"][0])[0]
-    reference = protocol.load("retrain", files["retrain"][0])[0]
-    unlearned = UNLEARN_METHODS[receipt["method"]].load(protocol, original, files["unlearned"])
     row = protocol.evaluate(receipt["method"], unlearned, {"seconds": 0, "peak_rss_mib": 0}, reference)
     for key, recorded in receipt["metrics"].items():
         checks.append((key, abs(row[key] - recorded) <= METRIC_TOLERANCE, f"{row[key]:.6f} (receipt {recorded:.6f})"))
