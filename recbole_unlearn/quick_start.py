@@ -181,18 +181,24 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
 def continue_after(receipt_path, config, methods):
     """A sequential request: the protocol of this request on top of the one ``receipt_path`` records,
     the model that run left (adapters merged) as the start, and its (zero) cost."""
-    if SISA in methods:
-        raise ValueError("unlearn_after: SISA keeps its own shard models, so it cannot continue from "
-                         "another run's model; drop sisa from unlearn_method.")
     receipt, previous, _, _, unlearned = rebuild(receipt_path)
-    if receipt["method"] == SISA.method:
-        raise ValueError(f"unlearn_after: {receipt_path} is a SISA run, whose shard ensemble cannot be fine-tuned.")
+    # SISA only continues SISA (its shards); a shard ensemble cannot be fine-tuned.
+    sisa_before = receipt["method"] == SISA.method
+    mismatched = [m.method for m in methods if m is not Retrain and (m is SISA) != sisa_before]
+    if mismatched:
+        raise ValueError(
+            f"unlearn_after: method(s) {mismatched} cannot continue from a {receipt['method']} run "
+            "(SISA only continues SISA's shards, and a shard ensemble cannot be fine-tuned)."
+        )
     protocol = UnlearnProtocol(config, previous.removed_mask)
     if protocol.fingerprint["split_sha256"] != previous.fingerprint["split_sha256"]:
         raise ValueError(f"unlearn_after: {receipt_path} was run on another split of the data.")
     protocol.check(methods)
     directory = os.path.dirname(os.path.abspath(receipt_path))
     protocol.start_files = [os.path.join(directory, e["path"]) for e in receipt["original"] + receipt["unlearned"]]
+    if sisa_before:
+        names = SISA.file_names(config)
+        protocol.files.update(zip(names, protocol.start_files[-len(names):]))
     return protocol, merge_lora(unlearned), {"seconds": 0.0, "peak_rss_mib": 0.0}
 
 

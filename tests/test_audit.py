@@ -11,8 +11,10 @@ import time
 
 import pytest
 
+from recbole_unlearn import Config
 from recbole_unlearn.provenance import file_sha256
 from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol, interaction_tokens
 from recbole_unlearn.unlearn.receipt import verify
 
 from conftest import SMALL_WINDOW
@@ -155,3 +157,29 @@ def test_a_second_request_that_adds_nothing_is_refused(run, tmp_path):
         unlearn_one("DeepFM", "ml-100k", config_dict=config(
             tmp_path / "out", unlearn_method="neggrad",
             unlearn_after=os.path.join(run["run_dir"], "receipt-neggrad.json")))
+
+
+def test_sisa_continues_from_its_own_shards(run, tmp_path):
+    os.chdir(tmp_path)
+    first_receipt = os.path.join(run["run_dir"], "receipt-sisa.json")
+    config_dir = os.path.dirname(os.path.dirname(run["run_dir"]))
+    # One retained interaction: request 2 touches one shard only.
+    first = UnlearnProtocol(Config(model="DeepFM", dataset="ml-100k", config_dict=config(config_dir)))
+    (pair,) = [token.rpartition(":")[0] for token in interaction_tokens(first.subset(first.retain_rows[:1]))]
+    second = unlearn_one("DeepFM", "ml-100k", config_dict=config(
+        config_dir, forget_level="interaction", forget_ids=[pair], unlearn_method="sisa",
+        unlearn_after=first_receipt))
+    first_shards = {e["sha256"] for e in receipt_of(run, "sisa")["unlearned"]}
+    second_shards = {e["sha256"] for e in receipt_of(second, "sisa")["unlearned"]}
+    assert first_shards & second_shards, "untouched shards are the first run's"
+    assert second_shards - first_shards, "shards holding the new forget data are retrained"
+    checks = verify(os.path.join(second["run_dir"], "receipt-sisa.json"))
+    assert all(ok for _, ok, _ in checks), [c for c in checks if not c[1]]
+
+
+def test_sisa_cannot_continue_from_a_fine_tuned_model(run, tmp_path):
+    os.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"method\(s\) \['sisa'\] cannot continue from a e2urec run"):
+        unlearn_one("DeepFM", "ml-100k", config_dict=config(
+            tmp_path / "out", forget_level="item", forget_ratio=0.05, unlearn_method="sisa",
+            unlearn_after=os.path.join(run["run_dir"], "receipt-e2urec.json")))

@@ -9,6 +9,7 @@ metrics and says whether everything matches.
 
 import hashlib
 import json
+import math
 import os
 
 import numpy as np
@@ -135,7 +136,9 @@ def verify(path):
         checks.append((key, protocol.fingerprint[key] == recorded, protocol.fingerprint[key][:16]))
     row = protocol.evaluate(receipt["method"], unlearned, {"seconds": 0, "peak_rss_mib": 0}, reference)
     for key, recorded in receipt["metrics"].items():
-        checks.append((key, abs(row[key] - recorded) <= METRIC_TOLERANCE, f"{row[key]:.6f} (receipt {recorded:.6f})"))
+        # NaN (e.g. AUC of a one-class forget set) matches NaN.
+        same = abs(row[key] - recorded) <= METRIC_TOLERANCE or (math.isnan(row[key]) and math.isnan(recorded))
+        checks.append((key, same, f"{row[key]:.6f} (receipt {recorded:.6f})"))
     return checks
 
 

@@ -28,7 +28,8 @@ class SISA(UnlearnMethod):
     """SISA (Bourtoule et al., 2021): one model per disjoint user shard of the training split.
 
     Unlearning retrains only the shards that held forget data, on what they retain; the other shards'
-    models were trained before the request (cached, not counted in the unlearning time).
+    models were trained before the request (cached, not counted in the unlearning time). Continuing a
+    SISA run (a sequential request), the untouched shards are that run's.
     """
 
     method = "sisa"
@@ -41,13 +42,14 @@ class SISA(UnlearnMethod):
         shard_config = config_with(config, epochs=epochs) if epochs else config
         valid_data = None if epochs else protocol.valid_data
         shards = shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
-        forget = protocol.forget_mask
         models = []
         for shard in range(config["sisa_n_shards"]):
             in_shard = shards == shard
-            if (in_shard & forget).any():
-                rows = np.flatnonzero(in_shard & ~forget)
+            if (in_shard & protocol.forget_mask).any():
+                rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
                 models.append(protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), valid_data, shard_config))
+            elif isinstance(original, ShardEnsemble):
+                models.append(original.shards[shard])
             else:
                 rows = np.flatnonzero(in_shard)
                 models.append(protocol.pretrained(f"sisa-shard{shard}", rows, shard_config, valid_data))
