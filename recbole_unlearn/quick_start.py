@@ -19,7 +19,7 @@ from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.registry import get_unlearn_methods
 from recbole_unlearn.unlearn.methods.retrain import Retrain
 from recbole_unlearn.unlearn.methods.sisa import SISA
-from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol, split_sha256
 from recbole_unlearn.unlearn.receipt import rebuild, verify_main, write_receipt
 
 
@@ -64,6 +64,7 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
     recommender = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(recommender)
     trainer = safe_trainer_for(config)(config, recommender)
+    trainer.provenance["split_sha256"] = split_sha256(train_data, valid_data, test_data)
 
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(

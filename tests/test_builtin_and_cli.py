@@ -1,5 +1,6 @@
 """Built-in RecBole models next to LLMRec: same data config, same split, same metric code."""
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,10 @@ def test_deepfm_trains_with_the_plugin_imported(workdir):
     )
     assert result["test_result"]["auc"] > 0.6
     assert result["checkpoint"].endswith(".safetensors") and os.path.isfile(result["checkpoint"])
+    with open(result["checkpoint"].removesuffix(".safetensors") + ".json") as f:
+        provenance = json.load(f)
+    assert provenance["model"] == "DeepFM" and provenance["dataset"] == "ml-100k"
+    assert {"config_sha256", "split_sha256", "sha256", "library_versions"} <= set(provenance)
 
 
 def test_llmrec_and_deepfm_share_the_split(workdir):

@@ -41,6 +41,15 @@ def interaction_tokens(dataset):
     return [f"{user}:{item}:{label:g}" for user, item, label in zip(users, items, labels)]
 
 
+def split_sha256(*parts):
+    """SHA-256 of a split: raw user, item and label of every row of each part (dataloaders), in order."""
+    digest = hashlib.sha256()
+    for data in parts:
+        digest.update("\n".join(interaction_tokens(data._dataset)).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
 class UnlearnProtocol:
     def __init__(self, config, removed_before=None):
         """``removed_before``: a mask of training rows earlier requests removed (sequential requests);
@@ -91,12 +100,8 @@ class UnlearnProtocol:
         """SHA-256 of the split (raw user, item and label of every train/valid/test row, in order), of the
         forget set and of everything removed so far (their sorted raw user:item pairs): equal
         fingerprints, same experiment."""
-        split = hashlib.sha256()
-        for data in (self.train_data, self.valid_data, self.test_data):
-            split.update("\n".join(interaction_tokens(data._dataset)).encode())
-            split.update(b"\x00")
         return {
-            "split_sha256": split.hexdigest(),
+            "split_sha256": split_sha256(self.train_data, self.valid_data, self.test_data),
             "forget_sha256": self.rows_sha256(self.forget_rows),
             "removed_sha256": self.rows_sha256(np.flatnonzero(self.removed_mask)),
         }
