@@ -166,7 +166,7 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         "retain_interactions": len(protocol.retain_rows),
         "removed_interactions": int(protocol.removed_mask.sum()),
         "seed": config["seed"],
-        **protocol.fingerprints(),
+        **protocol.fingerprint,
     }
     write_results(rows, protocol.run_dir, context)
     tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), f"{model} on {dataset}: {context['forget_request']}")
