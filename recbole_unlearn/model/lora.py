@@ -5,7 +5,7 @@ import re
 
 import torch
 from peft import LoraConfig, inject_adapter_in_model
-from peft.tuners.tuners_utils import BaseTunerLayer
+from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists
 
 from recbole_unlearn.model.answer import answer_logits
 
@@ -41,12 +41,9 @@ def default_targets(model, example):
 
 
 def matching_layers(model, targets):
-    """Module names that peft's matching rule (the name, or a dotted suffix of it) selects."""
-    return [
-        name
-        for name, _ in model.named_modules()
-        if any(name == target or name.endswith("." + target) for target in targets)
-    ]
+    """Module names that peft's own matching rule selects for ``targets``."""
+    lora = LoraConfig(target_modules=list(targets))
+    return [name for name, _ in model.named_modules() if check_target_module_exists(lora, name)]
 
 
 def add_lora(model, targets, rank, alpha, dropout):

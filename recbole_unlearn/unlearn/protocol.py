@@ -32,12 +32,18 @@ def config_key(config, *extra):
     return config_sha256(config, *extra, ignore_prefixes=UNLEARN_PREFIXES)
 
 
-def interaction_tokens(dataset):
-    """``user:item:label`` in raw tokens for every row of ``dataset``."""
+def raw_users_items(dataset):
+    """The raw user and item tokens of every row of ``dataset``."""
     inter = dataset.inter_feat
     users = dataset.id2token(dataset.uid_field, inter[dataset.uid_field].numpy())
     items = dataset.id2token(dataset.iid_field, inter[dataset.iid_field].numpy())
-    labels = inter[dataset.label_field].numpy()
+    return users, items
+
+
+def interaction_tokens(dataset):
+    """``user:item:label`` in raw tokens for every row of ``dataset``."""
+    users, items = raw_users_items(dataset)
+    labels = dataset.inter_feat[dataset.label_field].numpy()
     return [f"{user}:{item}:{label:g}" for user, item, label in zip(users, items, labels)]
 
 
@@ -152,8 +158,8 @@ class UnlearnProtocol:
         before the interruption is not counted).
         """
         path = self.cache_path(name, key)
-        self.files[name] = path
         if os.path.isfile(path):
+            self.files[name] = path
             return self.load(name, path, key=key)
         resume_dir = os.path.join(self.cache_dir, "partial", os.path.basename(path).removesuffix(".safetensors"))
         self.resume_dirs[name] = resume_dir
@@ -171,9 +177,9 @@ class UnlearnProtocol:
     def expected(self, key):
         return {"key": key, "dataset": self.config["dataset"], "split_sha256": self.fingerprint["split_sha256"]}
 
-    def load(self, name, path, key=None, config=None):
+    def load(self, name, path, key=None):
         """A model of this protocol's data read from a cached checkpoint, and its recorded cost."""
-        model = self.new_model(config)
+        model = self.new_model()
         expect = self.expected(key) if key else {"split_sha256": self.fingerprint["split_sha256"]}
         metadata = load_checkpoint(model, path, self.config["device"], expect=expect)
         self.logger.info(f"Loaded {name} from {path}")

@@ -18,7 +18,7 @@ from recbole_unlearn.config import Config
 from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.provenance import file_sha256, library_versions
 from recbole_unlearn.registry import UNLEARN_METHODS
-from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol, raw_users_items
 
 RECEIPT_METRICS = (
     "forget_jsd", "forget_l2", "forget_jsd_yesno", "forget_l2_yesno", "forget_auc", "test_auc",
@@ -33,10 +33,7 @@ def receipt_path(run_dir, method):
 
 def forgotten_ids(protocol):
     """The raw ids of the request's level that the forget set covers (drawn or given), sorted."""
-    dataset = protocol.subset(protocol.forget_rows)
-    inter = dataset.inter_feat
-    users = dataset.id2token(dataset.uid_field, inter[dataset.uid_field].numpy())
-    items = dataset.id2token(dataset.iid_field, inter[dataset.iid_field].numpy())
+    users, items = raw_users_items(protocol.subset(protocol.forget_rows))
     level = protocol.request.level
     units = users if level == "user" else items if level == "item" else [f"{u}:{i}" for u, i in zip(users, items)]
     return sorted(set(np.asarray(units).tolist()))
