@@ -4,7 +4,7 @@ import numpy as np
 from recbole.data.dataset import Dataset
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_unlearn.model.backbone import load_tokenizer
+from recbole_unlearn.model.backbone import BACKBONES, backbone_kind, load_tokenizer
 from recbole_unlearn.model.prompt import PromptTemplate
 from recbole_unlearn.model.tokenizer import train_word_tokenizer
 
@@ -78,26 +78,60 @@ class LLMRecDataset(Dataset):
 
     def _add_prompt_fields(self):
         """Render and tokenize every prompt once; batches later only trim the padding."""
+        self.llm_kind = backbone_kind(self.config)
         if self.config["llm_path"]:
             self.tokenizer = load_tokenizer(self.config["llm_path"])
         else:
             self.tokenizer = train_word_tokenizer(self.prompt_template.vocabulary_text())
-        texts = self.prompt_template.render(
-            self.inter_feat, self.history_item_field, self.history_rating_field
-        )
-        max_length = self.config["prompt_max_length"]
-        encoded = self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        encoded = self._encode_within(self.config["prompt_max_length"])
         lengths = np.array([len(ids) for ids in encoded])
-        truncated = int((lengths >= max_length).sum())
-        if truncated:
-            self.logger.warning(f"{truncated} prompts were truncated to prompt_max_length={max_length}.")
         self.inter_feat[self.prompt_field] = [np.asarray(ids, dtype=np.int64) for ids in encoded]
         self.inter_feat[self.prompt_length_field] = lengths
         self.set_field_property(self.prompt_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, int(lengths.max()))
         self.set_field_property(self.prompt_length_field, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
         self.logger.info(
-            f"Tokenized {len(texts)} prompts: mean {lengths.mean():.1f} tokens, max {lengths.max()}."
+            f"Tokenized {len(encoded)} prompts for a {self.llm_kind} backbone: mean {lengths.mean():.1f} "
+            f"tokens, max {lengths.max()}."
         )
+
+    def _encode_within(self, max_length):
+        """Token ids of every prompt, at most ``max_length`` each.
+
+        A prompt that is too long loses its oldest history items, one at a time, rather than its end:
+        the end holds the question and, for causal and masked backbones, the answer slot.
+        """
+        suffix = BACKBONES[self.llm_kind].prompt_suffix(self.tokenizer)
+        inter = self.inter_feat
+
+        def encode(rows, dropped):
+            part = inter.iloc[rows].copy()
+            for field in (self.history_item_field, self.history_rating_field):
+                part[field] = [history[drop:] for history, drop in zip(part[field].values, dropped[rows])]
+            texts = self.prompt_template.render(part, self.history_item_field, self.history_rating_field)
+            return self.tokenizer([text + suffix for text in texts])["input_ids"]
+
+        dropped = np.zeros(len(inter), dtype=np.int64)
+        history_sizes = np.array([len(history) for history in inter[self.history_item_field].values])
+        encoded = encode(np.arange(len(inter)), dropped)
+        too_long = np.flatnonzero([len(ids) > max_length for ids in encoded])
+        shortened = too_long
+        while len(too_long):
+            if (dropped[too_long] >= history_sizes[too_long]).any():
+                row = too_long[dropped[too_long] >= history_sizes[too_long]][0]
+                raise ValueError(
+                    f"The prompt of interaction {row} has {len(encoded[row])} tokens without any history, "
+                    f"more than prompt_max_length={max_length}; raise prompt_max_length."
+                )
+            dropped[too_long] += 1
+            for row, ids in zip(too_long, encode(too_long, dropped)):
+                encoded[row] = ids
+            too_long = too_long[[len(encoded[row]) > max_length for row in too_long]]
+        if len(shortened):
+            self.logger.warning(
+                f"{len(shortened)} prompts exceeded prompt_max_length={max_length}: they show fewer history "
+                f"items (up to {dropped.max()} of the oldest dropped)."
+            )
+        return encoded
 
     def prompt_text(self, index):
         """The prompt of interaction row ``index`` as text (for inspection and tests)."""

@@ -4,7 +4,7 @@ import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
 from recbole.utils import InputType
 
-from recbole_unlearn.model.backbone import Seq2SeqBackbone
+from recbole_unlearn.model.backbone import BACKBONES, answer_token_id, build_backbone
 
 IGNORE_INDEX = -100
 
@@ -27,25 +27,25 @@ class LLMRec(ContextRecommender):
         self.prompt_field = dataset.prompt_field
         self.prompt_length_field = dataset.prompt_length_field
         self.tokenizer = dataset.tokenizer
-        self.backbone = Seq2SeqBackbone.from_config(config, self.tokenizer)
-        self.answer_ids, targets = self._answers(config["answer_words"])
+        self.backbone = build_backbone(config, self.tokenizer, dataset.llm_kind)
+        self.answer_ids, targets = self._answers(config["answer_words"], BACKBONES[dataset.llm_kind])
         # Row 0 is the "no" target, row 1 the "yes" target, so labels index them directly.
         self.register_buffer("target_ids", targets.flip(0), persistent=False)
 
-    def _answers(self, answer_words):
+    def _answers(self, answer_words, backbone_class):
         """Answer-token ids (looked up in the tokenizer, never hard-coded) and padded target sequences."""
         if len(answer_words) != 2 or not all(isinstance(word, str) for word in answer_words):
             raise ValueError(
                 f"answer_words must be two strings, got {answer_words!r} "
                 "(YAML reads unquoted Yes/No as booleans: quote them)."
             )
-        targets = [self.tokenizer(f"{word}.")["input_ids"] for word in answer_words]
-        answer_ids = [self.tokenizer(word, add_special_tokens=False)["input_ids"][0] for word in answer_words]
-        if len(set(answer_ids)) != 2 or any(t[0] != a for t, a in zip(targets, answer_ids)):
+        answer_ids = [answer_token_id(self.tokenizer, word) for word in answer_words]
+        if len(set(answer_ids)) != 2:
             raise ValueError(
                 f"answer_words {answer_words} must start with two distinct tokens of the tokenizer; "
                 f"got ids {answer_ids}."
             )
+        targets = backbone_class.answer_targets(self.tokenizer, answer_words)
         width = max(map(len, targets))
         padded = torch.full((2, width), IGNORE_INDEX, dtype=torch.long)
         for row, target in enumerate(targets):
@@ -56,7 +56,7 @@ class LLMRec(ContextRecommender):
         lengths = interaction[self.prompt_length_field]
         ids = interaction[self.prompt_field][:, : int(lengths.max())]
         mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths[:, None]
-        return ids.masked_fill(~mask, self.tokenizer.pad_token_id), mask.long()
+        return ids.masked_fill(~mask, self.backbone.pad_token_id), mask.long()
 
     def answer_logits(self, interaction):
         """Full-vocabulary logits at the answer position, shape [batch, vocab]."""
@@ -64,7 +64,7 @@ class LLMRec(ContextRecommender):
 
     @property
     def lora_targets(self):
-        """Module names E2URec adapts by default (the backbone's attention query and value)."""
+        """Module names E2URec adapts by default (the backbone's attention query and value, per architecture)."""
         return self.backbone.lora_targets
 
     def yes_no_logits(self, interaction):
