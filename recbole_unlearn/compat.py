@@ -10,6 +10,10 @@ FutureWarning per call) and pandas 3 silently ignores: setup.py pins pandas < 3 
 one warning from RecBole's modules.
 
 We never import ``recbole.quick_start`` (it imports ray, which needs ``pkg_resources`` and numpy < 2).
+
+Multi-process runs (``recbole_unlearn.distributed``): RecBole wraps the model in DDP with
+``device_ids=[local_rank]``, which torch refuses for a CPU model; ``DistributedModelMixin`` wraps it the
+same way on GPU and without device ids on CPU. Checkpoints are written and read by rank 0 only.
 """
 
 import json
@@ -18,11 +22,14 @@ import shutil
 import warnings
 
 import torch
-
-from recbole.trainer import Trainer
+import recbole.trainer.trainer as recbole_trainer
+from recbole.evaluator import Collector
+from recbole.trainer import AbstractTrainer, Trainer
 from recbole.utils import get_trainer
 from safetensors.torch import load_file, load_model, save_file, save_model
+from torch.nn.parallel import DistributedDataParallel
 
+from recbole_unlearn import distributed
 from recbole_unlearn.provenance import config_sha256, file_sha256, library_versions
 
 CHECKPOINT_SUFFIX = ".safetensors"
@@ -30,6 +37,28 @@ CHECKPOINT_SUFFIX = ".safetensors"
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset")
 # RecBole's training loop builds torch.cuda.amp.GradScaler (deprecated alias) on every epoch.
 warnings.filterwarnings("ignore", message=r"`torch\.cuda\.amp\.GradScaler", category=FutureWarning)
+
+
+_recbole_get_tensorboard = recbole_trainer.get_tensorboard
+
+
+class _NoTensorBoard:
+    """What RecBole's trainer calls on its TensorBoard writer, doing nothing."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    add_hparams = add_scalar
+    close = add_scalar
+
+
+def _tensorboard_on_main(logger):
+    """RecBole opens a TensorBoard writer (a folder and an event file) in every trainer of every rank;
+    in a multi-process run only rank 0 gets a real one."""
+    return _recbole_get_tensorboard(logger) if distributed.is_main() else _NoTensorBoard()
+
+
+recbole_trainer.get_tensorboard = _tensorboard_on_main
 
 
 def sidecar_path(checkpoint_file):
@@ -41,8 +70,10 @@ def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
 
     The JSON holds ``metadata`` (model class, config hash, dataset, ...), the library versions and the
     tensors' SHA-256. ``trainable_only`` writes just the parameters that require gradients (a LoRA
-    adapter) when the model has frozen ones, and the whole model otherwise.
+    adapter) when the model has frozen ones, and the whole model otherwise. Only rank 0 writes.
     """
+    if not distributed.is_main():
+        return
     os.makedirs(os.path.dirname(os.path.abspath(checkpoint_file)), exist_ok=True)
     tmp_tensors, tmp_json = checkpoint_file + ".tmp", sidecar_path(checkpoint_file) + ".tmp"
     trainable = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
@@ -90,7 +121,16 @@ def read_provenance(checkpoint_file):
 
 def load_checkpoint(model, checkpoint_file, device="cpu", expect=None):
     """Load tensors into ``model`` once the provenance file confirms they came from the same model class
-    and match every ``expect`` entry (e.g. ``config_sha256``, ``dataset``); nothing is unpickled."""
+    and match every ``expect`` entry (e.g. ``config_sha256``, ``dataset``); nothing is unpickled.
+
+    In a multi-process run every rank calls this together: rank 0 reads the file, the others get its
+    weights (and its error, if any)."""
+    metadata = distributed.on_main(lambda: _load_checkpoint(model, checkpoint_file, device, expect))
+    distributed.broadcast_model(model)
+    return metadata
+
+
+def _load_checkpoint(model, checkpoint_file, device, expect):
     metadata = read_provenance(checkpoint_file)
     expected = {"model": type(model).__name__, **(expect or {})}
     for key, value in expected.items():
@@ -122,6 +162,8 @@ class SafeCheckpointMixin:
 
     def __init__(self, config, model):
         super().__init__(config, model)
+        if not config["single_spec"]:
+            self.eval_collector = GatheringCollector(config)
         self.saved_model_file = os.path.splitext(self.saved_model_file)[0] + CHECKPOINT_SUFFIX
         # Written into every checkpoint and checked when one is loaded back; callers may add to it.
         self.provenance = {
@@ -131,7 +173,7 @@ class SafeCheckpointMixin:
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        if not distributed.is_main():
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         save_checkpoint(
@@ -165,6 +207,8 @@ class SafeCheckpointMixin:
         return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 
     def _save_resume_state(self, next_epoch):
+        if not distributed.is_main():
+            return
         state_dir = os.path.join(self.resume_dir, f"epoch-{next_epoch}")
         os.makedirs(state_dir, exist_ok=True)
         optimizer_tensors, optimizer_rest = split_tensors(self.optimizer.state_dict())
@@ -190,18 +234,12 @@ class SafeCheckpointMixin:
 
     def resume(self):
         """Load the last complete training state from ``resume_dir``, if any; the epoch ``fit`` goes on from."""
-        pointer = os.path.join(self.resume_dir, "latest.json")
-        if not os.path.isfile(pointer):
+        state_dir = distributed.on_main(self._latest_state_dir)
+        if state_dir is None:
             return 0
-        with open(pointer, encoding="utf-8") as f:
-            state_dir = os.path.join(self.resume_dir, json.load(f)["state"])
         metadata = load_checkpoint(self.model, os.path.join(state_dir, "model.safetensors"), self.device,
                                    expect=self.provenance)
-        optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
-        if metadata["optimizer_sha256"] != file_sha256(optimizer_file):
-            raise ValueError(f"Optimizer state {optimizer_file} is corrupted; delete {self.resume_dir} to start over.")
-        self.optimizer.load_state_dict(join_tensors(load_file(optimizer_file, device=str(self.device)),
-                                                    metadata["optimizer"]))
+        self.optimizer.load_state_dict(distributed.on_main(lambda: self._optimizer_state(state_dir, metadata)))
         self.start_epoch = metadata["next_epoch"]
         self.cur_step = metadata["cur_step"]
         self.best_valid_score = metadata["best_valid_score"]
@@ -209,11 +247,31 @@ class SafeCheckpointMixin:
         self.logger.info(f"Resuming training from epoch {self.start_epoch} ({state_dir}).")
         return self.start_epoch
 
+    def _latest_state_dir(self):
+        pointer = os.path.join(self.resume_dir, "latest.json")
+        if not os.path.isfile(pointer):
+            return None
+        with open(pointer, encoding="utf-8") as f:
+            return os.path.join(self.resume_dir, json.load(f)["state"])
+
+    def _optimizer_state(self, state_dir, metadata):
+        optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
+        if metadata["optimizer_sha256"] != file_sha256(optimizer_file):
+            raise ValueError(f"Optimizer state {optimizer_file} is corrupted; delete {self.resume_dir} to start over.")
+        return join_tensors(load_file(optimizer_file, device=str(self.device)), metadata["optimizer"])
+
+    def _map_reduce(self, result, num_sample):
+        # RecBole averages each rank's metrics weighted by its sample count, which is not the AUC of all
+        # samples; GatheringCollector already evaluated every sample on every rank.
+        return result
+
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:
             checkpoint_file = model_file or self.saved_model_file
             load_checkpoint(self.model, checkpoint_file, self.device, expect=self.provenance)
             self.logger.info(f"Loading model parameters from {checkpoint_file}")
+        if isinstance(self.eval_collector, GatheringCollector) and eval_data:
+            self.eval_collector.total = eval_data.sample_size
         return super().evaluate(
             eval_data, load_best_model=False, show_progress=show_progress
         )
@@ -255,7 +313,37 @@ def join_tensors(tensors, rest):
     return rest
 
 
-class SafeTrainer(SafeCheckpointMixin, Trainer):
+class GatheringCollector(Collector):
+    """RecBole's evaluation collector, returning every rank's rows, so metrics cover all samples."""
+
+    ROW_KEYS = ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label")
+    total = None
+
+    def get_data_struct(self):
+        struct = super().get_data_struct()
+        for key in self.ROW_KEYS:
+            if key in struct:
+                struct.set(key, distributed.gather_rows(struct.get(key), self.total))
+        return struct
+
+
+class DistributedModelMixin(AbstractTrainer):
+    """RecBole's DDP wrapping without its two failures: device ids for a CPU model (gloo) and a
+    wrapper around a model with nothing to train (an evaluated ensemble)."""
+
+    def __init__(self, config, model):
+        self.config = config
+        self.model = model
+        if not config["single_spec"] and any(p.requires_grad for p in model.parameters()):
+            on_gpu = config["device"].type == "cuda"
+            if on_gpu:
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.distributed_model = DistributedDataParallel(
+                self.model, device_ids=[config["local_rank"]] if on_gpu else None
+            )
+
+
+class SafeTrainer(SafeCheckpointMixin, Trainer, DistributedModelMixin):
     """RecBole's Trainer with safe checkpoints; used for built-in models run through recbole-unlearn."""
 
 
@@ -273,6 +361,6 @@ def safe_trainer_class(trainer_class):
         return trainer_class
     if trainer_class not in _safe_trainers:
         _safe_trainers[trainer_class] = type(
-            "Safe" + trainer_class.__name__, (SafeCheckpointMixin, trainer_class), {}
+            "Safe" + trainer_class.__name__, (SafeCheckpointMixin, trainer_class, DistributedModelMixin), {}
         )
     return _safe_trainers[trainer_class]

@@ -13,6 +13,7 @@ import recbole
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
+from recbole_unlearn import distributed
 from recbole_unlearn.model.answer import speaks
 
 PROPERTIES = files("recbole_unlearn.properties")
@@ -47,6 +48,19 @@ class Config(RecBoleConfig):
                 self.parameters["Dataset"] += [
                     key for key in config_dict if key not in self.parameters["Dataset"]
                 ]
+
+    def _init_device(self):
+        """RecBole's device set-up, except that a multi-process run (``local_rank`` set by
+        ``distributed.spawn``) joins a gloo process group on CPU instead of always asking for nccl."""
+        if "local_rank" not in self.final_config_dict:
+            return super()._init_device()
+        gpu_id = self.final_config_dict["gpu_id"]
+        gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, tuple) else str(gpu_id)
+        self.final_config_dict["gpu_id"] = os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
+        self.final_config_dict["device"] = distributed.init_process_group(self.final_config_dict)
+        self.final_config_dict["single_spec"] = False
+        if self.final_config_dict["local_rank"] + self.final_config_dict["offset"] != 0:
+            self.final_config_dict.update(state="error", show_progress=False, verbose=False)
 
     def _set_default_parameters(self):
         data_root = self.final_config_dict["data_path"]

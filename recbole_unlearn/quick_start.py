@@ -12,6 +12,7 @@ from logging import getLogger
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_local_time, get_model, init_logger, init_seed
 
+from recbole_unlearn import distributed
 from recbole_unlearn.compat import safe_trainer_for
 from recbole_unlearn.config import Config
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_comparison, write_results
@@ -39,6 +40,10 @@ def start_run(config):
     for handler in _run_log_handlers:
         root.removeHandler(handler)
         handler.close()
+    if not distributed.is_main():
+        # Ranks other than 0 write no files, logs included; RecBole already set their state to error.
+        root.setLevel(logging.ERROR)
+        return getLogger()
     before = set(root.handlers)
     init_logger(config)
     _run_log_handlers[:] = [handler for handler in root.handlers if handler not in before]
@@ -86,17 +91,26 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
     }
 
 
-def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None, config_dict=None):
+def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None, config_dict=None,
+                        nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0):
     """The unlearning protocol for each model of ``model`` (a name, a comma-separated string or a list).
 
     With several models, each runs on the same split and forget request, and a comparison table and
     plot are written. With ``unlearn_method: none`` each model is only trained and tested.
+
+    ``nproc`` processes on this machine (``world_size`` in all, over several machines reaching rank 0 at
+    ``ip``:``port``; this machine's first rank is ``group_offset``) run it together under DDP, as
+    RecBole's ``run`` does; the result of rank 0 is returned (None on other machines).
     """
+    if nproc > 1 or world_size > 0:
+        return distributed.spawn(run_recbole_unlearn, nproc, world_size, ip, port, group_offset,
+                                 (model, dataset, config_file_list), config_dict)
     models = [name.strip() for name in (model.split(",") if isinstance(model, str) else model)]
     config = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     if config["unlearn_method"] == "none":
         results = [train_and_test(name, dataset, config_file_list, config_dict) for name in models]
-        print(format_results(results))
+        if distributed.is_main():
+            print(format_results(results))
         return results
     configs = [
         Config(model=name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
@@ -105,7 +119,7 @@ def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None
     for model_config in configs:
         check_supported(model_config)
     results = [unlearn_one(name, dataset, config_file_list, config_dict) for name in models]
-    if len(results) > 1:
+    if len(results) > 1 and distributed.is_main():
         directory = os.path.join(config["unlearn_output_dir"], f"comparison-{dataset}-{get_local_time()}")
         table = write_comparison(results, directory)
         print(table)
@@ -150,13 +164,15 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         protocol.evaluate(start_name, start, start_cost, reference),
         protocol.evaluate("retrain", reference, reference_cost, reference),
     ]
-    if Retrain in methods:
+    receipts = distributed.is_main()
+    if Retrain in methods and receipts:
         write_receipt(protocol, Retrain, rows[1], reference_cost, previous)
     for method in methods:
         if method is not Retrain:
             unlearned, cost = protocol.unlearn(method, start)
             rows.append(protocol.evaluate(method.method, unlearned, cost, reference))
-            write_receipt(protocol, method, rows[-1], cost, previous)
+            if receipts:
+                write_receipt(protocol, method, rows[-1], cost, previous)
 
     context = {
         "model": model,
@@ -168,14 +184,15 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         "seed": config["seed"],
         **protocol.fingerprint,
     }
-    write_results(rows, protocol.run_dir, context)
-    tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), f"{model} on {dataset}: {context['forget_request']}")
-    table = markdown_table(rows)
-    logger.info("\n" + table)
-    print(f"{model} on {dataset}, {context['forget_request']} "
-          f"({context['forget_interactions']} forget / {context['retain_interactions']} retain interactions)")
-    print(table)
-    print(f"Results: {protocol.run_dir}")
+    if distributed.is_main():
+        write_results(rows, protocol.run_dir, context)
+        tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), f"{model} on {dataset}: {context['forget_request']}")
+        table = markdown_table(rows)
+        logger.info("\n" + table)
+        print(f"{model} on {dataset}, {context['forget_request']} "
+              f"({context['forget_interactions']} forget / {context['retain_interactions']} retain interactions)")
+        print(table)
+        print(f"Results: {protocol.run_dir}")
     return {"rows": rows, "run_dir": protocol.run_dir, "context": context}
 
 
@@ -227,7 +244,14 @@ def main(argv=None):
     parser.add_argument("--model", "-m", default="LLMRec", help="model name(s), comma-separated")
     parser.add_argument("--dataset", "-d", default="ml-100k")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")
+    # Multi-process flags, as RecBole's run_recbole.py names them.
+    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine")
+    parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines (default: nproc)")
+    parser.add_argument("--ip", default="localhost", help="address of the machine running rank 0")
+    parser.add_argument("--port", default="5678", help="free port on that machine")
+    parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first process")
     # Any other --key=value is read by RecBole's Config from the command line, as in run_recbole.py.
     args, _ = parser.parse_known_args(argv)
     config_files = args.config_files.strip().split(" ") if args.config_files else None
-    return run_recbole_unlearn(args.model, args.dataset, config_file_list=config_files)
+    return run_recbole_unlearn(args.model, args.dataset, config_file_list=config_files, nproc=args.nproc,
+                               world_size=args.world_size, ip=args.ip, port=args.port, group_offset=args.group_offset)

@@ -15,6 +15,7 @@ import torch
 from recbole.evaluator.base_metric import LossMetric
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
+from recbole_unlearn.distributed import gather_rows
 from recbole_unlearn.model.answer import answer_logits, yes_no_logits
 
 
@@ -55,33 +56,35 @@ def _probabilities(logits):
 
 @torch.no_grad()
 def forget_metrics(model, data, reference=None, label_field="label"):
-    """Utility of ``model`` on ``data`` and, with a ``reference`` model, its distances to it."""
+    """Utility of ``model`` on ``data`` and, with a ``reference`` model, its distances to it.
+
+    In a multi-process run each rank scores its share of ``data``; the rows are gathered so every
+    metric covers all samples."""
     model.eval()
     if reference is not None:
         reference.eval()
-    scores, labels = [], []
-    sums = {}
+    columns = {}
     for batch in data:
         interaction = batch[0]
-        logits = answer_logits(model, interaction)
         two_way = _probabilities(yes_no_logits(model, interaction))
-        scores.append(two_way[:, 0].cpu())
-        labels.append(interaction[label_field].cpu())
-        if reference is None:
-            continue
-        pairs = {
-            "": (_probabilities(logits), _probabilities(answer_logits(reference, interaction))),
-            "_yesno": (two_way, _probabilities(yes_no_logits(reference, interaction))),
-        }
-        for suffix, (p, q) in pairs.items():
-            for name, distance in DISTANCES.items():
-                sums[name + suffix] = sums.get(name + suffix, 0.0) + distance(p, q).sum().item()
-    scores, labels = torch.cat(scores).numpy(), torch.cat(labels).numpy()
+        row = {"score": two_way[:, 0], "label": interaction[label_field].double()}
+        if reference is not None:
+            pairs = {
+                "": (_probabilities(answer_logits(model, interaction)),
+                     _probabilities(answer_logits(reference, interaction))),
+                "_yesno": (two_way, _probabilities(yes_no_logits(reference, interaction))),
+            }
+            for suffix, (p, q) in pairs.items():
+                row.update({name + suffix: distance(p, q) for name, distance in DISTANCES.items()})
+        for name, values in row.items():
+            columns.setdefault(name, []).append(values)
+    columns = {name: gather_rows(torch.cat(parts), data.sample_size).cpu().numpy() for name, parts in columns.items()}
+    scores, labels = columns.pop("score"), columns.pop("label")
     result = {
         "auc": roc_auc_score(labels, scores),
         "acc": accuracy_score(labels, scores >= 0.5),
         "logloss": log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]),
         "gold_confidence": float(np.mean(np.where(labels == 1, scores, 1 - scores))),
     }
-    result.update({name: total / len(labels) for name, total in sums.items()})
+    result.update({name: float(values.mean()) for name, values in columns.items()})
     return result

@@ -14,6 +14,7 @@ import numpy as np
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_local_time, get_model, init_seed
 
+from recbole_unlearn import distributed
 from recbole_unlearn.compat import load_checkpoint, safe_trainer_for, save_checkpoint
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.loaders import eval_loader, train_loader
@@ -83,7 +84,9 @@ class UnlearnProtocol:
         self.key = config_key(config)
         self.output_dir = config["unlearn_output_dir"]
         self.cache_dir = os.path.join(self.output_dir, "cache")
-        self.run_dir = os.path.join(self.output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
+        self.run_dir = distributed.broadcast_object(
+            os.path.join(self.output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
+        )
         # The checkpoint each model name was last written to or loaded from (for receipts).
         self.files = {}
         # For a sequential request: the checkpoints of the model the methods start from.
@@ -158,7 +161,7 @@ class UnlearnProtocol:
         before the interruption is not counted).
         """
         path = self.cache_path(name, key)
-        if os.path.isfile(path):
+        if distributed.on_main(lambda: os.path.isfile(path)):
             self.files[name] = path
             return self.load(name, path, key=key)
         resume_dir = os.path.join(self.cache_dir, "partial", os.path.basename(path).removesuffix(".safetensors"))
@@ -170,7 +173,8 @@ class UnlearnProtocol:
             del self.resume_dirs[name]
         cost = meter.summary()
         save_checkpoint(model, path, {**self.provenance(name=name, cost=cost), **self.expected(key)})
-        shutil.rmtree(resume_dir, ignore_errors=True)
+        if distributed.is_main():
+            shutil.rmtree(resume_dir, ignore_errors=True)
         self.files[name] = path
         return model, cost
 

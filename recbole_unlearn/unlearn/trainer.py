@@ -34,6 +34,20 @@ class PairedBatches:
     def __len__(self):
         return len(self.forget_data)
 
+    # RecBole's loop reshuffles a multi-process epoch with ``train_data.sampler.set_epoch(epoch)``.
+    @property
+    def shuffle(self):
+        return self.forget_data.shuffle
+
+    @property
+    def sampler(self):
+        return self
+
+    def set_epoch(self, epoch):
+        for data in (self.forget_data, self.retain_data):
+            if data is not None and hasattr(data.sampler, "set_epoch"):
+                data.sampler.set_epoch(epoch)
+
     def __iter__(self):
         retain = self._cycle() if self.retain_data is not None else None
         for forget_batch in self.forget_data:

@@ -1,0 +1,80 @@
+"""Multi-process runs: Original training and E2URec unlearning under DDP with 2 CPU processes (gloo)
+against the same run in 1 process.
+
+The 1-process reference runs through the same launcher with ``world_size=1``: RecBole's distributed
+sampler then draws the same global batches as 2 ranks do (each rank takes every second sample of the
+same permutation), so the two runs differ only in floating-point summation order. (A plain
+single-process run shuffles with RecBole's own generator: same split, other batches.) LoRA dropout is
+off because each rank draws its own dropout masks.
+"""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+
+from recbole_unlearn.quick_start import run_recbole_unlearn
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+
+from conftest import small_config
+from test_backbones import QUICK_WINDOW
+from test_unlearn import tiny_unlearn_config
+
+# Metrics of the 2-process run equal the 1-process run's up to float summation order:
+# np.isclose(two, one, rtol=RTOL, atol=ATOL).
+RTOL, ATOL = 0.02, 1e-4
+COSTS = ("unlearn_seconds", "peak_rss_mib")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return str(sock.getsockname()[1])
+
+
+def settings(output):
+    return tiny_unlearn_config(output, unlearn_method="e2urec", val_interval=QUICK_WINDOW, history_length=3,
+                               e2urec_lora_dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    results = {}
+    for nproc in (1, 2):
+        workdir = tmp_path_factory.mktemp(f"nproc{nproc}")
+        os.chdir(workdir)
+        (result,) = run_recbole_unlearn("LLMRec", "ml-100k", config_dict=settings(workdir / "out"),
+                                        nproc=nproc, world_size=nproc, port=free_port())
+        results[nproc] = (workdir, result)
+    return results
+
+
+def files_under(directory, run_dir):
+    return sorted(os.path.relpath(os.path.join(root, name), directory).replace(os.path.basename(run_dir), "RUN")
+                  for root, _, names in os.walk(directory) for name in names)
+
+
+def test_two_processes_use_the_same_split_and_forget_set(runs, workdir):
+    plain = UnlearnProtocol(small_config(**settings(workdir / "out"))).fingerprint
+    for _, result in runs.values():
+        assert {key: result["context"][key] for key in plain} == plain
+
+
+def test_two_processes_write_the_same_files_once(runs):
+    (one_dir, one), (two_dir, two) = runs[1], runs[2]
+    assert files_under(two_dir / "out", two["run_dir"]) == files_under(one_dir / "out", one["run_dir"])
+    for workdir, _ in runs.values():
+        assert len(os.listdir(workdir / "log" / "LLMRec")) == 1
+        assert all(not name.startswith("model-") for name in os.listdir(workdir / "log_tensorboard"))
+
+
+def test_two_processes_give_the_metrics_of_one(runs):
+    one, two = runs[1][1]["rows"], runs[2][1]["rows"]
+    assert [row["method"] for row in two] == [row["method"] for row in one] == ["original", "retrain", "e2urec"]
+    for row_one, row_two in zip(one, two):
+        assert row_two.keys() == row_one.keys()
+        assert row_two["trainable_parameters"] == row_one["trainable_parameters"]
+        for key, value in row_one.items():
+            if key not in COSTS and key != "method":
+                assert np.isclose(row_two[key], value, rtol=RTOL, atol=ATOL), (row_one["method"], key, value, row_two[key])
