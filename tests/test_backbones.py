@@ -150,29 +150,40 @@ def test_answer_logits_are_the_full_forward_at_the_answer_slot(checkpoints, arch
     assert torch.allclose(fast, full[torch.arange(len(ids)), slot], atol=1e-5)
 
 
-@pytest.mark.parametrize("architecture", ["gpt2", "bert"])
-def test_every_method_unlearns_a_causal_and_a_masked_backbone(checkpoints, architecture, tmp_path_factory):
-    """Runs and keeps the base weights; whether unlearning moves toward Retrain is tested on the T5
-    (test_unlearn.py): one epoch on 1,800 prompts teaches a random one-layer GPT-2 or BERT too little."""
-    output = tmp_path_factory.mktemp(f"unlearn-{architecture}")
-    os.chdir(output)
-    config_dict = tiny_unlearn_config(output / "out", llm_path=checkpoints[architecture], learning_rate=0.003,
-                                      val_interval=QUICK_WINDOW, sisa_n_shards=2)
-    rows = rows_by_method(unlearn_one("LLMRec", "ml-100k", config_dict=config_dict))
+@pytest.fixture(scope="module")
+def quick_settings(checkpoints, tmp_path_factory):
+    """Per architecture: the unlearning config of these tests, one output folder (so the Original trained
+    by one test is the cached Original of the next)."""
+    output = tmp_path_factory.mktemp("unlearn-backbones")
+    return lambda architecture: tiny_unlearn_config(
+        output / architecture, llm_path=checkpoints[architecture], learning_rate=0.003,
+        val_interval=QUICK_WINDOW, sisa_n_shards=2,
+    )
+
+
+@pytest.mark.parametrize("architecture", ["bert", pytest.param("gpt2", marks=pytest.mark.slow)])
+def test_every_method_unlearns_a_causal_and_a_masked_backbone(quick_settings, architecture, workdir):
+    """Runs and reports; whether unlearning moves toward Retrain is tested on the T5 (test_unlearn.py):
+    one epoch on 1,800 prompts teaches a random one-layer GPT-2 or BERT too little to tell."""
+    rows = rows_by_method(unlearn_one("LLMRec", "ml-100k", config_dict=quick_settings(architecture)))
     assert list(rows) == METHODS
     for row in rows.values():
         assert all(np.isfinite(row[key]) for key in ("test_auc", "test_logloss", "forget_jsd", "forget_l2_yesno"))
     assert rows["retrain"]["forget_jsd"] == pytest.approx(0, abs=1e-9)
     assert 0 < rows["e2urec"]["trainable_share"] < rows["neggrad"]["trainable_share"] == 1
 
-    protocol = UnlearnProtocol(small_config(**config_dict))
+
+@pytest.mark.parametrize("architecture", ["bert", "gpt2", "llama"])
+def test_e2urec_trains_only_lora_on_each_backbone(quick_settings, architecture, workdir):
+    protocol = UnlearnProtocol(small_config(**quick_settings(architecture)))
     original, _ = protocol.original()
     before = {name: p.detach().clone() for name, p in original.named_parameters()}
     unlearned = E2URec.run(protocol, original)
-    lora = [name for name, _ in unlearned.named_parameters() if "lora_" in name]
-    assert lora and all(p.requires_grad == ("lora_" in n) for n, p in unlearned.named_parameters())
+    lora = {name: p for name, p in unlearned.named_parameters() if "lora_" in name}
+    assert lora and all(p.requires_grad == (n in lora) for n, p in unlearned.named_parameters())
+    assert any(p.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)
     for name, parameter in unlearned.named_parameters():
-        if "lora_" not in name:
+        if name not in lora:
             assert torch.equal(parameter, before[name.replace(".base_layer", "")]), name
     for name, parameter in original.named_parameters():
         assert torch.equal(parameter, before[name])

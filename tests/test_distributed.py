@@ -21,9 +21,10 @@ from conftest import small_config
 from test_backbones import QUICK_WINDOW
 from test_unlearn import tiny_unlearn_config
 
-# Metrics of the 2-process run equal the 1-process run's up to float summation order:
-# np.isclose(two, one, rtol=RTOL, atol=ATOL).
-RTOL, ATOL = 0.02, 1e-4
+# Trained models differ only by float summation order (gradients reduced across 2 ranks), which an epoch
+# of Adam steps amplifies: distances moved by up to 4.3% (forget_l2 of the Original) when measured.
+# Metrics must satisfy np.isclose(two, one, rtol=RTOL, atol=ATOL).
+RTOL, ATOL = 0.1, 1e-4
 COSTS = ("unlearn_seconds", "peak_rss_mib")
 
 
@@ -78,3 +79,16 @@ def test_two_processes_give_the_metrics_of_one(runs):
         for key, value in row_one.items():
             if key not in COSTS and key != "method":
                 assert np.isclose(row_two[key], value, rtol=RTOL, atol=ATOL), (row_one["method"], key, value, row_two[key])
+
+
+def test_two_processes_evaluate_a_model_exactly_as_one(runs):
+    """The 1-process run's cached Original and Retrain, evaluated by 2 processes: every metric of every
+    sample gathered, none averaged per rank; equal up to float32 rounding (other batch sizes)."""
+    one_dir, one = runs[1]
+    os.chdir(one_dir)
+    (again,) = run_recbole_unlearn("LLMRec", "ml-100k", config_dict={**settings(one_dir / "out"), "unlearn_method": "retrain"},
+                                   nproc=2, port=free_port())
+    for row_one, row_two in zip(one["rows"][:2], again["rows"]):
+        for key, value in row_one.items():
+            if key not in COSTS and key != "method":
+                assert row_two[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (row_one["method"], key)
