@@ -26,7 +26,7 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def small_config(model="LLMRec", dataset="ml-100k", **overrides):
+def small_config(model="LLMRec", dataset="ml-100k", config_file_list=None, **overrides):
     config_dict = {
         "use_gpu": False,
         "state": "warning",
@@ -37,7 +37,7 @@ def small_config(model="LLMRec", dataset="ml-100k", **overrides):
         "checkpoint_dir": os.path.join(os.getcwd(), "saved"),
     }
     config_dict.update(overrides)
-    return Config(model=model, dataset=dataset, config_dict=config_dict)
+    return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
 
 
 @pytest.fixture(scope="module")
