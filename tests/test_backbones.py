@@ -199,3 +199,15 @@ def test_long_prompts_lose_their_oldest_history_items_not_their_question(workdir
         assert full.prompt_text(row).startswith(text.split(" watched the following")[0] + " watched")
     with pytest.raises(ValueError, match="without any history.*raise prompt_max_length"):
         create_dataset(small_config(prompt_max_length=20))
+
+
+def test_llm_dtype_loads_the_backbone_in_that_dtype(checkpoints, workdir):
+    config = small_config(llm_path=checkpoints["gpt2"], llm_dtype="bfloat16", val_interval=QUICK_WINDOW)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = get_model("LLMRec")(config, train._dataset).eval()
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    with torch.no_grad():
+        assert torch.isfinite(model.predict(next(iter(train)))).all()
+    with pytest.raises(ValueError, match="llm_dtype 'fp8' is not one of"):
+        get_model("LLMRec")(small_config(llm_path=checkpoints["gpt2"], llm_dtype="fp8", val_interval=QUICK_WINDOW),
+                            train._dataset)
