@@ -6,6 +6,7 @@ import re
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists
+from transformers.pytorch_utils import Conv1D
 
 from recbole_unlearn.model.answer import answer_logits
 
@@ -62,6 +63,8 @@ def add_lora(model, targets, rank, alpha, dropout):
             anchored = "^" + re.escape(name)
             rank_pattern[anchored] = cap
             alpha_pattern[anchored] = alpha * cap / rank
+    # GPT-2's Conv1D stores its weight transposed; peft must be told (it would warn and switch itself).
+    transposed = any(isinstance(modules[name], Conv1D) for name in matching_layers(model, targets))
     lora = LoraConfig(
         r=rank,
         lora_alpha=alpha,
@@ -69,6 +72,7 @@ def add_lora(model, targets, rank, alpha, dropout):
         target_modules=list(targets),
         rank_pattern=rank_pattern,
         alpha_pattern=alpha_pattern,
+        fan_in_fan_out=transposed,
     )
     return inject_adapter_in_model(lora, model)
 
