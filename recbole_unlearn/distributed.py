@@ -25,11 +25,6 @@ def is_main():
     return not active() or dist.get_rank() == 0
 
 
-def barrier():
-    if active():
-        dist.barrier()
-
-
 def init_process_group(config_dict):
     """Join the run's process group (once per process: a rank builds several Configs); the device."""
     use_cuda = bool(config_dict["gpu_id"]) and config_dict.get("use_gpu", True) and torch.cuda.is_available()
