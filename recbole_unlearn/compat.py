@@ -173,8 +173,6 @@ class SafeCheckpointMixin:
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not distributed.is_main():
-            return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         save_checkpoint(
             self.model,

@@ -59,7 +59,7 @@ class Config(RecBoleConfig):
         self.final_config_dict["gpu_id"] = os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
         self.final_config_dict["device"] = distributed.init_process_group(self.final_config_dict)
         self.final_config_dict["single_spec"] = False
-        if self.final_config_dict["local_rank"] + self.final_config_dict["offset"] != 0:
+        if not distributed.is_main():
             self.final_config_dict.update(state="error", show_progress=False, verbose=False)
 
     def _set_default_parameters(self):

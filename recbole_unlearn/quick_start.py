@@ -164,14 +164,14 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         protocol.evaluate(start_name, start, start_cost, reference),
         protocol.evaluate("retrain", reference, reference_cost, reference),
     ]
-    receipts = distributed.is_main()
-    if Retrain in methods and receipts:
+    writes_files = distributed.is_main()
+    if Retrain in methods and writes_files:
         write_receipt(protocol, Retrain, rows[1], reference_cost, previous)
     for method in methods:
         if method is not Retrain:
             unlearned, cost = protocol.unlearn(method, start)
             rows.append(protocol.evaluate(method.method, unlearned, cost, reference))
-            if receipts:
+            if writes_files:
                 write_receipt(protocol, method, rows[-1], cost, previous)
 
     context = {
@@ -184,7 +184,7 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         "seed": config["seed"],
         **protocol.fingerprint,
     }
-    if distributed.is_main():
+    if writes_files:
         write_results(rows, protocol.run_dir, context)
         tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), f"{model} on {dataset}: {context['forget_request']}")
         table = markdown_table(rows)

@@ -103,34 +103,34 @@ class LLMRecDataset(Dataset):
         suffix = BACKBONES[self.llm_kind].prompt_suffix(self.tokenizer)
         inter = self.inter_feat
 
-        def encode(rows, dropped):
-            part = inter.iloc[rows].copy()
-            for field in (self.history_item_field, self.history_rating_field):
-                part[field] = [history[drop:] for history, drop in zip(part[field].values, dropped[rows])]
+        def encode(part):
             texts = self.prompt_template.render(part, self.history_item_field, self.history_rating_field)
             return self.tokenizer([text + suffix for text in texts])["input_ids"]
 
-        dropped = np.zeros(len(inter), dtype=np.int64)
-        history_sizes = np.array([len(history) for history in inter[self.history_item_field].values])
-        encoded = encode(np.arange(len(inter)), dropped)
+        encoded = encode(inter)
         too_long = np.flatnonzero([len(ids) > max_length for ids in encoded])
-        shortened = too_long
+        if not len(too_long):
+            return encoded
+        shortened, dropped = len(too_long), np.zeros(len(inter), dtype=np.int64)
+        histories = inter[self.history_item_field].values
         while len(too_long):
-            if (dropped[too_long] >= history_sizes[too_long]).any():
-                row = too_long[dropped[too_long] >= history_sizes[too_long]][0]
+            exhausted = [row for row in too_long if dropped[row] >= len(histories[row])]
+            if exhausted:
                 raise ValueError(
-                    f"The prompt of interaction {row} has {len(encoded[row])} tokens without any history, "
-                    f"more than prompt_max_length={max_length}; raise prompt_max_length."
+                    f"The prompt of interaction {exhausted[0]} has {len(encoded[exhausted[0]])} tokens without "
+                    f"any history, more than prompt_max_length={max_length}; raise prompt_max_length."
                 )
             dropped[too_long] += 1
-            for row, ids in zip(too_long, encode(too_long, dropped)):
+            part = inter.iloc[too_long].copy()
+            for field in (self.history_item_field, self.history_rating_field):
+                part[field] = [history[drop:] for history, drop in zip(part[field].values, dropped[too_long])]
+            for row, ids in zip(too_long, encode(part)):
                 encoded[row] = ids
             too_long = too_long[[len(encoded[row]) > max_length for row in too_long]]
-        if len(shortened):
-            self.logger.warning(
-                f"{len(shortened)} prompts exceeded prompt_max_length={max_length}: they show fewer history "
-                f"items (up to {dropped.max()} of the oldest dropped)."
-            )
+        self.logger.warning(
+            f"{shortened} prompts exceeded prompt_max_length={max_length}: they show fewer history "
+            f"items (up to {dropped.max()} of the oldest dropped)."
+        )
         return encoded
 
     def prompt_text(self, index):

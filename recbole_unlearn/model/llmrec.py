@@ -4,7 +4,7 @@ import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
 from recbole.utils import InputType
 
-from recbole_unlearn.model.backbone import BACKBONES, answer_token_id, build_backbone
+from recbole_unlearn.model.backbone import answer_token_id, build_backbone
 
 IGNORE_INDEX = -100
 
@@ -28,11 +28,11 @@ class LLMRec(ContextRecommender):
         self.prompt_length_field = dataset.prompt_length_field
         self.tokenizer = dataset.tokenizer
         self.backbone = build_backbone(config, self.tokenizer, dataset.llm_kind)
-        self.answer_ids, targets = self._answers(config["answer_words"], BACKBONES[dataset.llm_kind])
+        self.answer_ids, targets = self._answers(config["answer_words"])
         # Row 0 is the "no" target, row 1 the "yes" target, so labels index them directly.
         self.register_buffer("target_ids", targets.flip(0), persistent=False)
 
-    def _answers(self, answer_words, backbone_class):
+    def _answers(self, answer_words):
         """Answer-token ids (looked up in the tokenizer, never hard-coded) and padded target sequences."""
         if len(answer_words) != 2 or not all(isinstance(word, str) for word in answer_words):
             raise ValueError(
@@ -45,7 +45,7 @@ class LLMRec(ContextRecommender):
                 f"answer_words {answer_words} must start with two distinct tokens of the tokenizer; "
                 f"got ids {answer_ids}."
             )
-        targets = backbone_class.answer_targets(self.tokenizer, answer_words)
+        targets = self.backbone.answer_targets(self.tokenizer, answer_words)
         width = max(map(len, targets))
         padded = torch.full((2, width), IGNORE_INDEX, dtype=torch.long)
         for row, target in enumerate(targets):
