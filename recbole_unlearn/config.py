@@ -2,52 +2,86 @@
 
 RecBole reads model and dataset YAML only from its own package folder. This subclass merges ours after
 RecBole's internal files (so they win over RecBole's defaults) and before the user's files, dicts and
-command line (which win over ours), in the same fixed order RecBole uses.
+command line (which win over ours), in the same fixed order RecBole uses. A key in one of our
+namespaces that no default declares is a typo, and fails naming the closest known key.
 """
 
+import copy
+import difflib
 import os
+from functools import cache
 from importlib.resources import files
 from logging import getLogger
 
 import recbole
+import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_unlearn import distributed
-from recbole_unlearn.model.answer import speaks
+from recbole_unlearn.model.answer import has_answer_vocabulary
+from recbole_unlearn.unlearn.method import METHODS
 
 PROPERTIES = files("recbole_unlearn.properties")
 BUNDLED_DATASETS = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
+# Key prefixes that belong to recbole-unlearn (each method's name adds one).
+NAMESPACES = ("unlearn_", "forget_", "llm_", "prompt_")
 
 
 def property_files(model, model_class, dataset):
     """Our YAML files that apply to ``model`` on ``dataset``, in merge order.
 
-    Every method's defaults are always loaded: their keys carry the method's name, so one run can
-    compare several methods. RecBole's own context-aware models (scored by a click logit, not a
+    Every registered method's defaults are always loaded: their keys carry the method's name, so one run
+    can compare several methods. RecBole's own context-aware models (scored by a click logit, not a
     language model) also get ``model/ctr.yaml``, as RecBole gives them ``context-aware.yaml``.
     """
-    is_ctr = model_class.type == ModelType.CONTEXT and not speaks(model_class)
+    is_ctr = model_class.type == ModelType.CONTEXT and not has_answer_vocabulary(model_class)
     candidates = [
         PROPERTIES / "overall.yaml",
         PROPERTIES / "unlearn.yaml",
-        *sorted((PROPERTIES / "method").iterdir(), key=lambda path: path.name),
+        *(method.defaults() for method in METHODS.values()),
         PROPERTIES / "dataset" / f"{dataset}.yaml",
         *([PROPERTIES / "model" / "ctr.yaml"] if is_ctr else []),
         PROPERTIES / "model" / f"{model}.yaml",
     ]
-    return [str(path) for path in candidates if path.is_file()]
+    return [str(path) for path in candidates if path and os.path.isfile(str(path))]
+
+
+@cache
+def _yaml_keys(path):
+    with open(path, encoding="utf-8") as f:
+        return frozenset(yaml.safe_load(f) or {})
+
+
+def declared_keys():
+    """Every key any of our YAML files (any model, dataset or registered method) declares."""
+    paths = [str(path) for path in PROPERTIES.rglob("*.yaml")]
+    paths += [method.defaults() for method in METHODS.values() if method.defaults()]
+    return frozenset().union(*(_yaml_keys(path) for path in paths))
+
+
+def check_declared(user_keys):
+    """Fail on a key of our namespaces that no default declares (a typo would silently run defaults)."""
+    namespaces = (*NAMESPACES, *(f"{name}_" for name in METHODS))
+    known = declared_keys()
+    for key in user_keys:
+        if key.startswith(namespaces) and key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"Unknown config key '{key}': no recbole-unlearn default declares it{hint}")
 
 
 class Config(RecBoleConfig):
+    def _merge_external_config_dict(self):
+        super()._merge_external_config_dict()
+        check_declared(self.external_config_dict)
+
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         for path in property_files(model, model_class, dataset):
             config_dict = self._update_internal_config_dict(path)
             if "dataset" in os.path.basename(os.path.dirname(path)):
-                self.parameters["Dataset"] += [
-                    key for key in config_dict if key not in self.parameters["Dataset"]
-                ]
+                self.parameters["Dataset"] += [key for key in config_dict if key not in self.parameters["Dataset"]]
 
     def _init_device(self):
         """RecBole's device set-up, except that a multi-process run (``local_rank`` set by
@@ -61,11 +95,27 @@ class Config(RecBoleConfig):
         self.final_config_dict["single_spec"] = False
         if not distributed.is_main():
             self.final_config_dict.update(state="error", show_progress=False, verbose=False)
+        return None
 
     def _set_default_parameters(self):
         data_root = self.final_config_dict["data_path"]
         super()._set_default_parameters()
         self.final_config_dict["data_path"] = resolve_data_path(data_root, self.dataset)
+
+
+class RecordedConfig(Config):
+    """A Config of recorded options only (a receipt's), deaf to this process's command line, whose
+    flags belong to the current request."""
+
+    def _load_cmd_line(self):
+        return {}
+
+
+def config_with(config, **overrides):
+    """A shallow copy of a RecBole Config with some keys replaced (the original is left as it is)."""
+    changed = copy.copy(config)
+    changed.final_config_dict = {**config.final_config_dict, **overrides}
+    return changed
 
 
 def resolve_data_path(data_root, dataset):
@@ -78,7 +128,6 @@ def resolve_data_path(data_root, dataset):
     if os.path.isdir(local) or not os.path.isdir(bundled):
         return local
     getLogger().info(
-        f"No local copy of dataset [{dataset}] under [{data_root}]; "
-        f"using the copy shipped with recbole: [{bundled}]"
+        f"No local copy of dataset [{dataset}] under [{data_root}]; using the copy shipped with recbole: [{bundled}]"
     )
     return bundled

@@ -9,8 +9,12 @@ machines without a shared filesystem agree, and two ranks never write the same f
 
 import os
 
+import recbole.trainer.trainer as recbole_trainer
 import torch
 import torch.distributed as dist
+from recbole.evaluator import Collector
+from recbole.trainer import AbstractTrainer
+from torch.nn.parallel import DistributedDataParallel
 
 # Keys RecBole's ``run`` adds to the config dict of every rank (``local_rank`` is added per process).
 LAUNCH_KEYS = ("world_size", "ip", "port", "nproc", "offset")
@@ -106,3 +110,55 @@ def _run_rank(local_rank, target, args, config_dict, queue):
             queue.put(result)
     finally:
         finish()
+
+
+class GatheringCollector(Collector):
+    """RecBole's evaluation collector, returning every rank's rows, so metrics cover all samples."""
+
+    ROW_KEYS = ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label")
+    total = None
+
+    def get_data_struct(self):
+        struct = super().get_data_struct()
+        for key in self.ROW_KEYS:
+            if key in struct:
+                struct.set(key, gather_rows(struct.get(key), self.total))
+        return struct
+
+
+class DistributedModelMixin(AbstractTrainer):
+    """RecBole's DDP wrapping without its two failures: device ids for a CPU model (gloo) and a
+    wrapper around a model with nothing to train (an evaluated ensemble)."""
+
+    def __init__(self, config, model):
+        self.config = config
+        self.model = model
+        if not config["single_spec"] and any(p.requires_grad for p in model.parameters()):
+            on_gpu = config["device"].type == "cuda"
+            if on_gpu:
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.distributed_model = DistributedDataParallel(
+                self.model, device_ids=[config["local_rank"]] if on_gpu else None
+            )
+
+
+_recbole_get_tensorboard = recbole_trainer.get_tensorboard
+
+
+class _NoTensorBoard:
+    """What RecBole's trainer calls on its TensorBoard writer, doing nothing."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    add_hparams = add_scalar
+    close = add_scalar
+
+
+def _tensorboard_on_main(logger):
+    """RecBole opens a TensorBoard writer (a folder and an event file) in every trainer of every rank;
+    in a multi-process run only rank 0 gets a real one."""
+    return _recbole_get_tensorboard(logger) if is_main() else _NoTensorBoard()
+
+
+recbole_trainer.get_tensorboard = _tensorboard_on_main

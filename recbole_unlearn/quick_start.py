@@ -1,11 +1,10 @@
 """Entry points in the shape of RecBole's ``run_recbole``: the unlearning protocol, or (with
 ``unlearn_method: none``) plain training and testing of one or more models on one data configuration.
+Library code: it logs and returns results; ``recbole_unlearn.cli`` prints them.
 """
 
-import argparse
 import logging
 import os
-import sys
 import time
 from logging import getLogger
 
@@ -13,16 +12,13 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_local_time, get_model, init_logger, init_seed
 
 from recbole_unlearn import distributed
-from recbole_unlearn.compat import safe_trainer_for
 from recbole_unlearn.config import Config
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_comparison, write_results
-from recbole_unlearn.model.lora import merge_lora
-from recbole_unlearn.registry import get_unlearn_methods
-from recbole_unlearn.unlearn.methods.retrain import Retrain
-from recbole_unlearn.unlearn.methods.sisa import SISA
+from recbole_unlearn.trainer import safe_trainer_for
+from recbole_unlearn.unlearn.method import get_unlearn_methods
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol, split_sha256
-from recbole_unlearn.unlearn.receipt import rebuild, verify_main, write_receipt
-
+from recbole_unlearn.unlearn.receipt import write_receipt
+from recbole_unlearn.unlearn.sequential import continue_after
 
 # The root-logger handlers our last ``init_logger`` call installed.
 _run_log_handlers = []
@@ -53,13 +49,13 @@ def start_run(config):
     return logger
 
 
-def train_and_test(model, dataset, config_file_list=None, config_dict=None, saved=True):
+def train_and_test(model, dataset, config_file_list=None, config_dict=None, saved=True, config=None):
     """Train ``model`` on ``dataset`` and evaluate its best checkpoint on the test split.
 
     Unlike RecBole's run_recbole this never imports ray and skips ``get_flops`` (which deep-copies
     the model, too costly for an LLM backbone).
     """
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = config or Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     logger = start_run(config)
     data = create_dataset(config)
     logger.info(data)
@@ -96,7 +92,8 @@ def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None
     """The unlearning protocol for each model of ``model`` (a name, a comma-separated string or a list).
 
     With several models, each runs on the same split and forget request, and a comparison table and
-    plot are written. With ``unlearn_method: none`` each model is only trained and tested.
+    plot are written (``comparison_dir`` in each result). With ``unlearn_method: none`` each model is
+    only trained and tested (``train_and_test`` results).
 
     ``nproc`` processes on this machine (``world_size`` in all, over several machines reaching rank 0 at
     ``ip``:``port``; this machine's first rank is ``group_offset``) run it together under DDP, as
@@ -106,24 +103,21 @@ def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None
         return distributed.spawn(run_recbole_unlearn, nproc, world_size, ip, port, group_offset,
                                  (model, dataset, config_file_list), config_dict)
     models = [name.strip() for name in (model.split(",") if isinstance(model, str) else model)]
-    config = Config(model=models[0], dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    if config["unlearn_method"] == "none":
-        results = [train_and_test(name, dataset, config_file_list, config_dict) for name in models]
-        if distributed.is_main():
-            print(format_results(results))
-        return results
     configs = [
         Config(model=name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
         for name in models
     ]
-    for model_config in configs:
-        check_supported(model_config)
-    results = [unlearn_one(name, dataset, config_file_list, config_dict) for name in models]
+    if configs[0]["unlearn_method"] == "none":
+        return [train_and_test(name, dataset, config=config) for name, config in zip(models, configs)]
+    # Every model's methods are checked before the first model trains.
+    for config in configs:
+        check_supported(config)
+    results = [unlearn_one(name, dataset, config=config) for name, config in zip(models, configs)]
     if len(results) > 1 and distributed.is_main():
-        directory = os.path.join(config["unlearn_output_dir"], f"comparison-{dataset}-{get_local_time()}")
-        table = write_comparison(results, directory)
-        print(table)
-        print(f"Comparison: {directory}")
+        directory = os.path.join(configs[0]["unlearn_output_dir"], f"comparison-{dataset}-{get_local_time()}")
+        getLogger().info("\n" + write_comparison(results, directory))
+        for result in results:
+            result["comparison_dir"] = directory
     return results
 
 
@@ -133,7 +127,7 @@ def check_supported(config):
     for method in get_unlearn_methods(config["unlearn_method"]):
         reason = method.unsupported_reason(config)
         if reason:
-            reasons.setdefault(reason, []).append(method.method)
+            reasons.setdefault(reason, []).append(method.name)
     if reasons:
         raise ValueError(
             "; ".join(
@@ -144,9 +138,9 @@ def check_supported(config):
         )
 
 
-def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
+def unlearn_one(model, dataset, config_file_list=None, config_dict=None, config=None):
     """Original -> forget request -> Retrain -> each selected method -> evaluation, for one model."""
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = config or Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_supported(config)
     methods = get_unlearn_methods(config["unlearn_method"])
     logger = start_run(config)
@@ -159,20 +153,20 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         protocol = UnlearnProtocol(config)
         protocol.check(methods)
         (start, start_cost), start_name = protocol.original(), "original"
-    reference, reference_cost = protocol.reference(start)
-    rows = [
-        protocol.evaluate(start_name, start, start_cost, reference),
-        protocol.evaluate("retrain", reference, reference_cost, reference),
-    ]
+    retrained, retrain_cost = protocol.retrain(start)
+    retrain_row, retrained_outputs = protocol.evaluate("retrain", retrained, retrain_cost, retrained)
+    start_row, _ = protocol.evaluate(start_name, start, start_cost, retrained, retrained_outputs)
+    rows = [start_row, retrain_row]
     writes_files = distributed.is_main()
-    if Retrain in methods and writes_files:
-        write_receipt(protocol, Retrain, rows[1], reference_cost, previous)
     for method in methods:
-        if method is not Retrain:
+        if method.is_retrain:
+            row, cost = retrain_row, retrain_cost
+        else:
             unlearned, cost = protocol.unlearn(method, start)
-            rows.append(protocol.evaluate(method.method, unlearned, cost, reference))
-            if writes_files:
-                write_receipt(protocol, method, rows[-1], cost, previous)
+            row, _ = protocol.evaluate(method.name, unlearned, cost, retrained, retrained_outputs)
+            rows.append(row)
+        if writes_files:
+            write_receipt(protocol, method, row, cost, previous)
 
     context = {
         "model": model,
@@ -182,76 +176,11 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None):
         "retain_interactions": len(protocol.retain_rows),
         "removed_interactions": int(protocol.removed_mask.sum()),
         "seed": config["seed"],
-        **protocol.fingerprint,
+        **protocol.fingerprints,
     }
     if writes_files:
         write_results(rows, protocol.run_dir, context)
-        tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), f"{model} on {dataset}: {context['forget_request']}")
-        table = markdown_table(rows)
-        logger.info("\n" + table)
-        print(f"{model} on {dataset}, {context['forget_request']} "
-              f"({context['forget_interactions']} forget / {context['retain_interactions']} retain interactions)")
-        print(table)
-        print(f"Results: {protocol.run_dir}")
+        title = f"{model} on {dataset}: {context['forget_request']}"
+        tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), title)
+        logger.info("\n" + markdown_table(rows))
     return {"rows": rows, "run_dir": protocol.run_dir, "context": context}
-
-
-def continue_after(receipt_path, config, methods):
-    """A sequential request: the protocol of this request on top of the one ``receipt_path`` records,
-    the model that run left (adapters merged) as the start, and its (zero) cost."""
-    receipt, previous, _, _, unlearned = rebuild(receipt_path)
-    # SISA only continues SISA (its shards); a shard ensemble cannot be fine-tuned.
-    sisa_before = receipt["method"] == SISA.method
-    mismatched = [m.method for m in methods if m is not Retrain and (m is SISA) != sisa_before]
-    if mismatched:
-        raise ValueError(
-            f"unlearn_after: method(s) {mismatched} cannot continue from a {receipt['method']} run "
-            "(SISA only continues SISA's shards, and a shard ensemble cannot be fine-tuned)."
-        )
-    protocol = UnlearnProtocol(config, previous.removed_mask)
-    if protocol.fingerprint["split_sha256"] != previous.fingerprint["split_sha256"]:
-        raise ValueError(f"unlearn_after: {receipt_path} was run on another split of the data.")
-    protocol.check(methods)
-    directory = os.path.dirname(os.path.abspath(receipt_path))
-    protocol.start_files = [os.path.join(directory, e["path"]) for e in receipt["original"] + receipt["unlearned"]]
-    if sisa_before:
-        names = SISA.file_names(config)
-        protocol.files.update(zip(names, protocol.start_files[-len(names):]))
-    return protocol, merge_lora(unlearned), {"seconds": 0.0, "peak_rss_mib": 0.0}
-
-
-def format_results(results):
-    metrics = list(dict.fromkeys(key for r in results for key in r["test_result"]))
-    header = ["model"] + [f"test {m}" for m in metrics] + ["train s", "trainable params"]
-    rows = [
-        [r["model"]]
-        + [f"{r['test_result'].get(m, float('nan')):.4f}" for m in metrics]
-        + [f"{r['train_seconds']:.0f}", f"{r['trainable_parameters']:,}"]
-        for r in results
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["verify"]:
-        # Receipt paths, not RecBole options: keep RecBole's Config from reading them off sys.argv.
-        sys.argv = sys.argv[:1]
-        sys.exit(verify_main(argv[1:]))
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", "-m", default="LLMRec", help="model name(s), comma-separated")
-    parser.add_argument("--dataset", "-d", default="ml-100k")
-    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
-    # Multi-process flags, as RecBole's run_recbole.py names them.
-    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine")
-    parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines (default: nproc)")
-    parser.add_argument("--ip", default="localhost", help="address of the machine running rank 0")
-    parser.add_argument("--port", default="5678", help="free port on that machine")
-    parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first process")
-    # Any other --key=value is read by RecBole's Config from the command line, as in run_recbole.py.
-    args, _ = parser.parse_known_args(argv)
-    config_files = args.config_files.strip().split(" ") if args.config_files else None
-    return run_recbole_unlearn(args.model, args.dataset, config_file_list=config_files, nproc=args.nproc,
-                               world_size=args.world_size, ip=args.ip, port=args.port, group_offset=args.group_offset)

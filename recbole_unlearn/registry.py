@@ -1,24 +1,30 @@
-"""The one place that makes RecBole find recbole-unlearn's classes through its own lookups.
+"""The one place that registers recbole-unlearn's pieces: with RecBole's own lookups, and in our tables.
 
 - ``recbole.utils.get_model(name)`` imports ``recbole.model.<kind>_recommender.<name.lower()>``:
   we publish our model modules under those names in ``sys.modules``.
 - ``recbole.utils.get_trainer`` looks for ``recbole.trainer.<Model>Trainer``, and
   ``recbole.data.create_dataset`` for ``recbole.data.dataset.<Model>Dataset``: we add attributes there.
-- Unlearning methods are selected by the config key ``unlearn_method`` from ``UNLEARN_METHODS``.
-- Metrics: RecBole builds its metric tables at import; we merge ours into them.
+- RecBole builds its metric tables at import: we merge the classes of our RecBole metric module in.
+- Unlearning methods (``unlearn_method`` selects them): the built-in ones, then those other packages
+  declare in the ``recbole_unlearn.methods`` entry-point group.
+- Result metrics (``recbole_unlearn.evaluation.metrics``): one line each, in column order.
 Every step is idempotent, so importing recbole_unlearn twice (or reloading) changes nothing.
 """
 
 import importlib
 import sys
+from importlib.metadata import entry_points
 
 import recbole.data.dataset
 import recbole.trainer
 from recbole.evaluator import register
 
 from recbole_unlearn.data.dataset import LLMRecDataset
+from recbole_unlearn.evaluation import metrics as m
+from recbole_unlearn.evaluation.metrics import register_metric
 from recbole_unlearn.model import llmrec
 from recbole_unlearn.trainer import LLMRecTrainer
+from recbole_unlearn.unlearn.method import register_method
 from recbole_unlearn.unlearn.methods.bad_teacher import BadTeacher
 from recbole_unlearn.unlearn.methods.e2urec import E2URec
 from recbole_unlearn.unlearn.methods.neggrad import NegGrad
@@ -28,19 +34,10 @@ from recbole_unlearn.unlearn.methods.sisa import SISA
 MODEL_MODULES = {"recbole.model.context_aware_recommender.llmrec": llmrec}
 TRAINERS = {"LLMRecTrainer": LLMRecTrainer}
 DATASETS = {"LLMRecDataset": LLMRecDataset}
-METRIC_MODULES = ["recbole_unlearn.evaluation.metrics"]
-# The config key `unlearn_method` selects from these (in this order for `all`).
-UNLEARN_METHODS = {method.method: method for method in (Retrain, SISA, NegGrad, BadTeacher, E2URec)}
-
-
-def get_unlearn_methods(names):
-    """The method classes named by ``unlearn_method``: one name, a comma-separated list, or ``all``."""
-    if isinstance(names, str):
-        names = list(UNLEARN_METHODS) if names.strip() == "all" else names.split(",")
-    unknown = [name for name in names if name.strip() not in UNLEARN_METHODS]
-    if unknown:
-        raise ValueError(f"unlearn_method {unknown} is unknown; choose from {list(UNLEARN_METHODS)} or 'all'.")
-    return [UNLEARN_METHODS[name.strip()] for name in names]
+RECBOLE_METRIC_MODULES = ["recbole_unlearn.evaluation.recbole_metrics"]
+# In this order for ``unlearn_method: all``.
+BUILT_IN_METHODS = (Retrain, SISA, NegGrad, BadTeacher, E2URec)
+METHOD_ENTRY_POINTS = "recbole_unlearn.methods"
 
 
 def register_models():
@@ -60,18 +57,48 @@ def register_datasets():
         setattr(recbole.data.dataset, name, dataset_class)
 
 
-def register_metrics():
-    for module_name in METRIC_MODULES:
+def register_recbole_metrics():
+    for module_name in RECBOLE_METRIC_MODULES:
         importlib.import_module(module_name)
         smaller, information, types, classes = register.cluster_info(module_name)
-        register.smaller_metrics.extend(m for m in smaller if m not in register.smaller_metrics)
+        register.smaller_metrics.extend(metric for metric in smaller if metric not in register.smaller_metrics)
         register.metric_information.update(information)
         register.metric_types.update(types)
         register.metrics_dict.update(classes)
+
+
+def register_methods():
+    for method in BUILT_IN_METHODS:
+        register_method(method)
+    for entry_point in entry_points(group=METHOD_ENTRY_POINTS):
+        register_method(entry_point.load())
+
+
+def register_metrics():
+    test, forget, retrained = ("test",), ("forget",), ("forget", "retrained")
+    register_metric("test_auc", m.recbole_metric("test", "auc"), test, "higher", True, "test AUC", compare=True)
+    register_metric("test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True)
+    register_metric("test_acc", m.recbole_metric("test", "acc"), test, "higher", label="test ACC")
+    register_metric("forget_auc", m.forget_auc, forget, receipt=True, label="forget AUC", compare=True)
+    register_metric("forget_acc", m.forget_acc, forget)
+    register_metric("forget_logloss", m.forget_logloss, forget)
+    register_metric("forget_gold_confidence", m.forget_gold_confidence, forget)
+    register_metric("forget_jsd", m.vocabulary_distance("jsd"), retrained, "lower", True, "forget JSD")
+    register_metric("forget_l2", m.vocabulary_distance("l2"), retrained, "lower", True, "forget L2")
+    register_metric("forget_sym_kl", m.vocabulary_distance("sym_kl"), retrained, "lower", label="forget symKL")
+    register_metric("forget_jsd_yesno", m.yes_no_distance("jsd"), retrained, "lower", True, "forget JSD (y/n)", compare=True)
+    register_metric("forget_l2_yesno", m.yes_no_distance("l2"), retrained, "lower", True, "forget L2 (y/n)", table=False, compare=True)
+    register_metric("forget_sym_kl_yesno", m.yes_no_distance("sym_kl"), retrained, "lower")
+    register_metric("unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True)
+    register_metric("peak_rss_mib", m.cost("peak_rss_mib"), (), "lower")
+    register_metric("trainable_parameters", m.trainable_parameters, (), label="trainable params", fmt="{:,}", table=False, compare=True)
+    register_metric("trainable_share", m.trainable_share, (), label="trainable", fmt="{:.2%}", compare=True)
 
 
 def register_all():
     register_models()
     register_trainers()
     register_datasets()
+    register_recbole_metrics()
+    register_methods()
     register_metrics()

@@ -1,7 +1,177 @@
-"""Trainers RecBole finds for our models (see ``registry``)."""
+"""The trainers RecBole runs for recbole-unlearn: its own loops with safe, resumable checkpoints.
 
-from recbole_unlearn.compat import SafeTrainer
+``SafeCheckpointMixin`` swaps RecBole's pickled checkpoints for ``recbole_unlearn.checkpoint``'s
+safetensors files, can save and resume the whole training state, and evaluates on every rank's rows in
+a multi-process run. ``safe_trainer_for(config)`` gives RecBole's own trainer class for a model with it
+mixed in; ``LLMRecTrainer`` is the one RecBole finds for LLMRec (see ``registry``).
+"""
+
+import json
+import os
+import shutil
+
+from recbole.trainer import Trainer
+from recbole.utils import get_trainer
+from safetensors.torch import load_file, save_file
+
+from recbole_unlearn import distributed
+from recbole_unlearn.checkpoint import (
+    CHECKPOINT_SUFFIX,
+    join_tensors,
+    load_checkpoint,
+    save_checkpoint,
+    split_tensors,
+)
+from recbole_unlearn.distributed import DistributedModelMixin, GatheringCollector
+from recbole_unlearn.provenance import config_sha256, file_sha256
+
+
+class SafeCheckpointMixin:
+    """Replaces RecBole's pickled checkpoints with safetensors + JSON (see module docstring).
+
+    With ``resume_dir`` set, the whole training state (weights, optimizer, early-stopping counters) is
+    written there before every epoch, and ``resume()`` continues an interrupted ``fit`` from it.
+    """
+
+    resume_dir = None
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        if not config["single_spec"]:
+            self.eval_collector = GatheringCollector(config)
+        self.saved_model_file = os.path.splitext(self.saved_model_file)[0] + CHECKPOINT_SUFFIX
+        # Written into every checkpoint and checked when one is loaded back; callers may add to it.
+        self.provenance = {
+            "model": type(model).__name__,
+            "dataset": config["dataset"],
+            "config_sha256": config_sha256(config),
+        }
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        save_checkpoint(
+            self.model,
+            saved_model_file,
+            {
+                **self.provenance,
+                "epoch": epoch,
+                "cur_step": self.cur_step,
+                "best_valid_score": float(self.best_valid_score),
+            },
+        )
+        if verbose:
+            self.logger.info(f"Saving current: {saved_model_file}")
+
+    def resume_checkpoint(self, resume_file):
+        resume_file = str(resume_file)
+        metadata = load_checkpoint(self.model, resume_file, self.device, expect=self.provenance)
+        self.saved_model_file = resume_file
+        self.start_epoch = metadata["epoch"] + 1
+        self.cur_step = metadata["cur_step"]
+        self.best_valid_score = metadata["best_valid_score"]
+        self.logger.info(
+            f"Checkpoint loaded; resuming from epoch {self.start_epoch} with a fresh optimizer state."
+        )
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        # Before the epoch, the previous one is complete: trained, validated, best checkpoint saved.
+        if self.resume_dir:
+            self._save_resume_state(epoch_idx)
+        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+
+    def _save_resume_state(self, next_epoch):
+        if not distributed.is_main():
+            return
+        state_dir = os.path.join(self.resume_dir, f"epoch-{next_epoch}")
+        os.makedirs(state_dir, exist_ok=True)
+        optimizer_tensors, optimizer_rest = split_tensors(self.optimizer.state_dict())
+        optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
+        save_file(optimizer_tensors, optimizer_file + ".tmp")
+        os.replace(optimizer_file + ".tmp", optimizer_file)
+        save_checkpoint(self.model, os.path.join(state_dir, "model.safetensors"), {
+            **self.provenance,
+            "next_epoch": next_epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()} or None,
+            "optimizer": optimizer_rest,
+            "optimizer_sha256": file_sha256(optimizer_file),
+        })
+        pointer = os.path.join(self.resume_dir, "latest.json")
+        with open(pointer + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({"state": os.path.basename(state_dir)}, f)
+        os.replace(pointer + ".tmp", pointer)
+        for name in os.listdir(self.resume_dir):
+            if name.startswith("epoch-") and name != os.path.basename(state_dir):
+                shutil.rmtree(os.path.join(self.resume_dir, name))
+
+    def resume(self):
+        """Load the last complete training state from ``resume_dir``, if any; the epoch ``fit`` goes on from."""
+        state_dir = distributed.on_main(self._latest_state_dir)
+        if state_dir is None:
+            return 0
+        metadata = load_checkpoint(self.model, os.path.join(state_dir, "model.safetensors"), self.device,
+                                   expect=self.provenance)
+        self.optimizer.load_state_dict(distributed.on_main(lambda: self._optimizer_state(state_dir, metadata)))
+        self.start_epoch = metadata["next_epoch"]
+        self.cur_step = metadata["cur_step"]
+        self.best_valid_score = metadata["best_valid_score"]
+        self.best_valid_result = metadata["best_valid_result"]
+        self.logger.info(f"Resuming training from epoch {self.start_epoch} ({state_dir}).")
+        return self.start_epoch
+
+    def _latest_state_dir(self):
+        pointer = os.path.join(self.resume_dir, "latest.json")
+        if not os.path.isfile(pointer):
+            return None
+        with open(pointer, encoding="utf-8") as f:
+            return os.path.join(self.resume_dir, json.load(f)["state"])
+
+    def _optimizer_state(self, state_dir, metadata):
+        optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
+        if metadata["optimizer_sha256"] != file_sha256(optimizer_file):
+            raise ValueError(f"Optimizer state {optimizer_file} is corrupted; delete {self.resume_dir} to start over.")
+        return join_tensors(load_file(optimizer_file, device=str(self.device)), metadata["optimizer"])
+
+    def _map_reduce(self, result, num_sample):
+        # RecBole averages each rank's metrics weighted by its sample count, which is not the AUC of all
+        # samples; GatheringCollector already evaluated every sample on every rank.
+        return result
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if load_best_model and eval_data:
+            checkpoint_file = model_file or self.saved_model_file
+            load_checkpoint(self.model, checkpoint_file, self.device, expect=self.provenance)
+            self.logger.info(f"Loading model parameters from {checkpoint_file}")
+        if isinstance(self.eval_collector, GatheringCollector) and eval_data:
+            self.eval_collector.total = eval_data.sample_size
+        return super().evaluate(
+            eval_data, load_best_model=False, show_progress=show_progress
+        )
+
+
+class SafeTrainer(SafeCheckpointMixin, Trainer, DistributedModelMixin):
+    """RecBole's Trainer with safe checkpoints; used for built-in models run through recbole-unlearn."""
 
 
 class LLMRecTrainer(SafeTrainer):
     """RecBole's training loop for LLMRec, with safetensors checkpoints instead of pickles."""
+
+
+_safe_trainers = {Trainer: SafeTrainer}
+
+
+def safe_trainer_for(config):
+    """The trainer class RecBole picks for ``config['model']``, with safe checkpoints."""
+    return safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))
+
+
+def safe_trainer_class(trainer_class):
+    """The given RecBole trainer class with safe checkpoints mixed in (itself if it has them)."""
+    if issubclass(trainer_class, SafeCheckpointMixin):
+        return trainer_class
+    if trainer_class not in _safe_trainers:
+        _safe_trainers[trainer_class] = type(
+            "Safe" + trainer_class.__name__, (SafeCheckpointMixin, trainer_class, DistributedModelMixin), {}
+        )
+    return _safe_trainers[trainer_class]

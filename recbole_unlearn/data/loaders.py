@@ -1,15 +1,8 @@
 """RecBole dataloaders for the forget, retain and shard subsets of a training split."""
 
-import copy
-
 from recbole.data.utils import get_dataloader
 
-
-def config_with(config, **overrides):
-    """A shallow copy of a RecBole Config with some keys replaced (the original is left as it is)."""
-    changed = copy.copy(config)
-    changed.final_config_dict = {**config.final_config_dict, **overrides}
-    return changed
+from recbole_unlearn.config import config_with
 
 
 def train_loader(config, dataset, batch_size=None):

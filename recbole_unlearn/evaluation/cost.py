@@ -2,17 +2,30 @@
 
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 
 import psutil
 import torch
 
 
+# The meters now measuring (innermost last).
+_active = []
+
+
+@contextmanager
+def not_counted():
+    """Work that no running meter counts (a cached model a method asks for was trained before it)."""
+    with ExitStack() as stack:
+        for meter in list(_active):
+            stack.enter_context(meter.paused())
+        yield
+
+
 class CostMeter:
     """Wall time and peak resident memory of a block (RSS sampled every 20 ms; CUDA peak if used).
 
-    Work inside ``with meter.paused():`` is not counted in ``seconds``.
+    Work inside ``with meter.paused():`` (or ``not_counted()``) is not counted in ``seconds``.
     """
 
     def __enter__(self):
@@ -26,6 +39,7 @@ class CostMeter:
             torch.cuda.reset_peak_memory_stats()
         self.started_at = utc_now()
         self.start = time.perf_counter()
+        _active.append(self)
         return self
 
     def _sample(self):
@@ -42,6 +56,7 @@ class CostMeter:
             self.paused_seconds += time.perf_counter() - start
 
     def __exit__(self, *exc):
+        _active.remove(self)
         self.seconds = time.perf_counter() - self.start - self.paused_seconds
         self.finished_at = utc_now()
         self._running = False

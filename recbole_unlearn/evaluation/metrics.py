@@ -1,90 +1,139 @@
-"""Metrics: ACC for RecBole's evaluator; forgetting distances and utility on the forget set.
+"""The metric table: every column of a result row is declared here once, and read from here by the
+evaluation, ``results.json``, the tables, the plots and ``verify``.
 
-Every class here is registered as a RecBole metric (``registry.register_metrics``).
-
-Forgetting is judged by how close the unlearned model's answer distribution is to the Retrain
-model's, per forget sample, averaged: the true Jensen-Shannon divergence, the L2 distance, and the
-symmetric KL ``0.5*KL(p||q) + 0.5*KL(q||p)`` that the official E2URec code computes and the paper reports
-under the name "JSD" (we call it ``sym_kl``). Each over the full vocabulary at the answer position and
-over the two-way yes/no distribution (for a CTR model both are its two-way (like, not like)
-distribution; ``recbole_unlearn.model.answer``).
+A metric is a function of an ``Evaluation`` (``recbole_unlearn.evaluation.outputs``) returning a float,
+registered with ``register_metric`` (the built-in ones in ``recbole_unlearn.registry``). Utility is
+measured on test by RecBole's own evaluator; forgetting on the forget set, by how close the model's
+answer distribution is to the Retrain model's, per sample, averaged (see ``distances``).
 """
+
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 import torch
-from recbole.evaluator.base_metric import LossMetric
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from recbole_unlearn.distributed import gather_rows
-from recbole_unlearn.model.answer import answer_logits, yes_no_logits
+from recbole_unlearn.evaluation.distances import DISTANCES
+
+# The splits a metric can read; a metric that reads the Retrain model's outputs also needs "retrained".
+SPLITS = ("test", "valid", "forget")
 
 
-class ACC(LossMetric):
-    """Accuracy of the labeled predictions at the 0.5 threshold."""
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the key in result rows, results.json and receipts
+    compute: Callable  # Evaluation -> float
+    needs: tuple = ("forget",)  # splits it reads, and "retrained" if it reads the Retrain model's
+    better: Optional[str] = None  # "higher", "lower", or None (a cost, or no direction)
+    receipt: bool = False  # recorded in receipts and re-checked by verify (deterministic metrics only)
+    label: Optional[str] = None  # column header; None = in results files only, no table column
+    fmt: str = "{:.4f}"
+    table: bool = True  # a column of the per-model table (when it has a label)
+    compare: bool = False  # a column of the comparison table across models (when it has a label)
 
-    def calculate_metric(self, dataobject):
-        return self.output_metric("acc", dataobject)
-
-    def metric_info(self, preds, trues):
-        return accuracy_score(trues, preds >= 0.5)
-
-
-def kl_divergence(p, q):
-    """KL(p || q) per row of two probability tensors (0 * log 0 = 0)."""
-    return torch.where(p > 0, p * (torch.log(p) - torch.log(q)), torch.zeros_like(p)).sum(-1)
-
-
-def js_divergence(p, q):
-    m = 0.5 * (p + q)
-    return 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m)
+    def show(self, value):
+        return self.fmt.format(value)
 
 
-def symmetric_kl(p, q):
-    return 0.5 * kl_divergence(p, q) + 0.5 * kl_divergence(q, p)
+METRICS = {}
 
 
-def l2_distance(p, q):
-    return torch.linalg.vector_norm(p - q, dim=-1)
+def register_metric(name, compute, needs=("forget",), better=None, receipt=False, label=None, fmt="{:.4f}",
+                    table=True, compare=False):
+    """Declare a metric (idempotent for the same function); columns appear in registration order."""
+    unknown = set(needs) - {*SPLITS, "retrained"}
+    if unknown:
+        raise ValueError(f"Metric {name!r} needs unknown data {sorted(unknown)}; choose from {[*SPLITS, 'retrained']}.")
+    if better not in (None, "higher", "lower"):
+        raise ValueError(f"Metric {name!r}: better must be 'higher', 'lower' or None, got {better!r}.")
+    metric = Metric(name, compute, tuple(needs), better, receipt, label, fmt, table, compare)
+    registered = METRICS.get(name)
+    if registered is not None and _origin(registered.compute) != _origin(compute):
+        raise ValueError(f"Metric name {name!r} is taken by {'.'.join(_origin(registered.compute))}.")
+    METRICS[name] = metric
+    return metric
 
 
-DISTANCES = {"jsd": js_divergence, "l2": l2_distance, "sym_kl": symmetric_kl}
+def _origin(function):
+    return function.__module__, function.__qualname__
 
 
-def _probabilities(logits):
-    return torch.softmax(logits.double(), dim=-1)
+def needed_splits():
+    return [split for split in SPLITS if any(split in metric.needs for metric in METRICS.values())]
 
 
-@torch.no_grad()
-def forget_metrics(model, data, reference=None, label_field="label"):
-    """Utility of ``model`` on ``data`` and, with a ``reference`` model, its distances to it.
+def table_metrics(compare=False):
+    """The columns of the per-model table, or of the comparison across models."""
+    return [metric for metric in METRICS.values() if metric.label and (metric.compare if compare else metric.table)]
 
-    In a multi-process run each rank scores its share of ``data``; the rows are gathered so every
-    metric covers all samples."""
-    model.eval()
-    if reference is not None:
-        reference.eval()
-    columns = {}
-    for batch in data:
-        interaction = batch[0]
-        two_way = _probabilities(yes_no_logits(model, interaction))
-        row = {"score": two_way[:, 0], "label": interaction[label_field].double()}
-        if reference is not None:
-            pairs = {
-                "": (_probabilities(answer_logits(model, interaction)),
-                     _probabilities(answer_logits(reference, interaction))),
-                "_yesno": (two_way, _probabilities(yes_no_logits(reference, interaction))),
-            }
-            for suffix, (p, q) in pairs.items():
-                row.update({name + suffix: distance(p, q) for name, distance in DISTANCES.items()})
-        for name, values in row.items():
-            columns.setdefault(name, []).append(values)
-    columns = {name: gather_rows(torch.cat(parts), data.sample_size).cpu().numpy() for name, parts in columns.items()}
-    scores, labels = columns.pop("score"), columns.pop("label")
-    result = {
-        "auc": roc_auc_score(labels, scores),
-        "acc": accuracy_score(labels, scores >= 0.5),
-        "logloss": log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]),
-        "gold_confidence": float(np.mean(np.where(labels == 1, scores, 1 - scores))),
-    }
-    result.update({name: float(values.mean()) for name, values in columns.items()})
-    return result
+
+def receipt_metrics():
+    return [metric for metric in METRICS.values() if metric.receipt]
+
+
+def compute_row(name, evaluation):
+    """The result row of one evaluated model: every registered metric, then any other RecBole test metric
+    the user's ``metrics`` asked for."""
+    row = {"method": name}
+    row.update({metric.name: metric.compute(evaluation) for metric in METRICS.values()})
+    if "test" in evaluation.outputs:
+        row.update({f"test_{key}": float(value) for key, value in evaluation.recbole("test").items() if f"test_{key}" not in row})
+    return row
+
+
+# Built-in metric functions (registered in recbole_unlearn.registry).
+
+
+def recbole_metric(split, key):
+    """A metric RecBole's evaluator computes on ``split`` (e.g. ``recbole_metric("test", "auc")``)."""
+    return lambda evaluation: float(evaluation.recbole(split)[key])
+
+
+def forget_auc(evaluation):
+    forget = evaluation.outputs["forget"]
+    return roc_auc_score(forget.labels, forget.like)
+
+
+def forget_acc(evaluation):
+    forget = evaluation.outputs["forget"]
+    return accuracy_score(forget.labels, forget.like >= 0.5)
+
+
+def forget_logloss(evaluation):
+    forget = evaluation.outputs["forget"]
+    return log_loss(forget.labels, np.clip(forget.like, 1e-15, 1 - 1e-15), labels=[0, 1])
+
+
+def forget_gold_confidence(evaluation):
+    """Mean probability of the true answer on the forget set."""
+    forget = evaluation.outputs["forget"]
+    return float(np.mean(np.where(forget.labels == 1, forget.like, 1 - forget.like)))
+
+
+def vocabulary_distance(name):
+    """Mean distance to the Retrain model over the full answer distribution on the forget set."""
+    return lambda evaluation: float(evaluation.outputs["forget"].vocab_distances[name].mean())
+
+
+def yes_no_distance(name):
+    """Mean distance to the Retrain model over the two-way (like, not like) distribution on the forget set."""
+
+    def compute(evaluation):
+        p = torch.from_numpy(evaluation.outputs["forget"].yes_no)
+        q = torch.from_numpy(evaluation.retrained["forget"].yes_no)
+        return float(DISTANCES[name](p, q).numpy().mean())
+
+    return compute
+
+
+def cost(key):
+    return lambda evaluation: evaluation.cost[key]
+
+
+def trainable_parameters(evaluation):
+    return evaluation.trainable_parameters
+
+
+def trainable_share(evaluation):
+    return evaluation.trainable_parameters / evaluation.total_parameters

@@ -9,55 +9,34 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-TABLE_COLUMNS = {
-    "method": "method",
-    "test_auc": "test AUC",
-    "test_logloss": "test LogLoss",
-    "test_acc": "test ACC",
-    "forget_auc": "forget AUC",
-    "forget_jsd": "forget JSD",
-    "forget_l2": "forget L2",
-    "forget_sym_kl": "forget symKL",
-    "forget_jsd_yesno": "forget JSD (y/n)",
-    "unlearn_seconds": "seconds",
-    "trainable_share": "trainable %",
-}
-# Across models only the two-way (like, not like) distances compare: a CTR model has no vocabulary.
-COMPARISON_COLUMNS = {
-    "model": "model",
-    "method": "method",
-    "test_auc": "test AUC",
-    "test_logloss": "test LogLoss",
-    "forget_auc": "forget AUC",
-    "forget_jsd_yesno": "forget JSD (y/n)",
-    "forget_l2_yesno": "forget L2 (y/n)",
-    "unlearn_seconds": "seconds",
-    "trainable_parameters": "trainable params",
-    "trainable_share": "trainable %",
-}
+from recbole_unlearn.evaluation.metrics import METRICS, table_metrics  # noqa: E402
+
 REFERENCE_ROWS = ("original", "retrain")
 FINGERPRINTS = ("split_sha256", "forget_sha256")
 
 
-def _cell(key, value):
-    if key in ("model", "method"):
-        return value
-    if key == "trainable_parameters":
-        return f"{value:,}"
-    if key == "trainable_share":
-        return f"{100 * value:.2f}"
-    if key == "unlearn_seconds":
-        return f"{value:.0f}"
-    return f"{value:.4f}"
-
-
-def markdown_table(rows, columns=TABLE_COLUMNS):
-    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(k, row[k]) for k in columns) + " |" for row in rows]
+def markdown_table(rows, compare=False):
+    """The rows as a markdown table of the registered metrics that have a label (``compare``: the
+    comparison's columns, with the model first)."""
+    metrics = table_metrics(compare)
+    keys = ["model", "method"] if compare else ["method"]
+    lines = ["| " + " | ".join(keys + [metric.label for metric in metrics]) + " |", "|" + "---|" * (len(keys) + len(metrics))]
+    lines += [
+        "| " + " | ".join([str(row[key]) for key in keys] + [metric.show(row[metric.name]) for metric in metrics]) + " |"
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
-def _write_tables(rows, directory, name, context, columns):
+def comparison_rows(results):
+    return [{"model": result["context"]["model"], **row} for result in results for row in result["rows"]]
+
+
+def comparison_table(results):
+    return markdown_table(comparison_rows(results), compare=True)
+
+
+def _write_tables(rows, directory, name, context, compare=False):
     """``name``.csv, ``name``.json (rows plus the run's context) and ``name``.md."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, f"{name}.csv"), "w", newline="") as f:
@@ -66,7 +45,7 @@ def _write_tables(rows, directory, name, context, columns):
         writer.writerows(rows)
     with open(os.path.join(directory, f"{name}.json"), "w") as f:
         json.dump({"context": context, "results": rows}, f, indent=2)
-    table = markdown_table(rows, columns)
+    table = markdown_table(rows, compare)
     with open(os.path.join(directory, f"{name}.md"), "w") as f:
         f.write(table + "\n")
     return table
@@ -74,7 +53,7 @@ def _write_tables(rows, directory, name, context, columns):
 
 def write_results(rows, directory, context):
     """results.csv, results.json and results.md of one model's run."""
-    return _write_tables(rows, directory, "results", context, TABLE_COLUMNS)
+    return _write_tables(rows, directory, "results", context)
 
 
 def write_comparison(results, directory):
@@ -87,10 +66,10 @@ def write_comparison(results, directory):
                 f"Cannot compare: the models ran on different data ({key} differs: "
                 + ", ".join(f"{c['model']} {c[key][:12]}" for c in contexts) + ")."
             )
-    rows = [{"model": result["context"]["model"], **row} for result in results for row in result["rows"]]
+    rows = comparison_rows(results)
     shared = {key: contexts[0][key] for key in ("dataset", "forget_request", "seed", *FINGERPRINTS)}
     context = {**shared, "runs": {c["model"]: result["run_dir"] for c, result in zip(contexts, results)}}
-    table = _write_tables(rows, directory, "comparison", context, COMPARISON_COLUMNS)
+    table = _write_tables(rows, directory, "comparison", context, compare=True)
     comparison_plot(rows, os.path.join(directory, "comparison.png"), f"{shared['dataset']}: {shared['forget_request']}")
     return table
 
@@ -102,7 +81,8 @@ def comparison_plot(rows, path, title):
     value = {(row["model"], row["method"]): row for row in rows}
     width = 0.8 / len(methods)
     figure, panels = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(models) * 2), 4.5))
-    for panel, key, label in zip(panels, ("test_auc", "forget_jsd_yesno"), ("test AUC", "forget JSD (y/n) to Retrain")):
+    for panel, key in zip(panels, ("test_auc", "forget_jsd_yesno")):
+        label = METRICS[key].label
         for offset, method in enumerate(methods):
             heights = [value[(m, method)][key] if (m, method) in value else float("nan") for m in models]
             positions = [i + (offset - (len(methods) - 1) / 2) * width for i in range(len(models))]
@@ -128,8 +108,8 @@ def tradeoff_plot(rows, path, title):
                      s=160 if reference else 60, color="black" if reference else None, zorder=3)
         axes.annotate(row["method"], (row["forget_jsd"], row["test_auc"]), textcoords="offset points",
                       xytext=(6, 4), fontsize=9)
-    axes.set_xlabel("forget-set JSD to Retrain (full vocabulary)")
-    axes.set_ylabel("test AUC")
+    axes.set_xlabel(f"{METRICS['forget_jsd'].label} to Retrain (full answer distribution)")
+    axes.set_ylabel(METRICS["test_auc"].label)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()

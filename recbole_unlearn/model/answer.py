@@ -8,7 +8,6 @@ model's yes/no tokens do, so E2URec's forgetting teacher pushes down whichever t
 """
 
 import torch
-from recbole.utils import ModelType
 
 # Index of each outcome in a two-way distribution, the order of LLMRec's answer_words (yes, no).
 LIKE, DISLIKE = 0, 1
@@ -16,8 +15,8 @@ LIKE, DISLIKE = 0, 1
 PROBABILITY_EPS = 1e-6
 
 
-def speaks(model):
-    """Whether ``model`` has its own answer distribution (a language model's vocabulary)."""
+def has_answer_vocabulary(model):
+    """Whether ``model`` answers over its own vocabulary (a language model), not a CTR click logit."""
     return hasattr(model, "answer_logits")
 
 
@@ -31,7 +30,7 @@ def click_logit(model, interaction):
 
 def answer_logits(model, interaction):
     """Full answer-distribution logits, shape [batch, outcomes] (outcomes = vocabulary or 2)."""
-    if speaks(model):
+    if has_answer_vocabulary(model):
         return model.answer_logits(interaction)
     half = click_logit(model, interaction) / 2
     return torch.stack([half, -half], dim=-1)
@@ -39,26 +38,13 @@ def answer_logits(model, interaction):
 
 def yes_no_logits(model, interaction):
     """Logits of (like, not like), shape [batch, 2]: comparable across every model."""
-    if speaks(model):
+    if has_answer_vocabulary(model):
         return model.yes_no_logits(interaction)
     return answer_logits(model, interaction)
 
 
 def answer_targets(model, interaction, label_field):
     """The index of each sample's true answer in ``answer_logits``."""
-    if speaks(model):
+    if has_answer_vocabulary(model):
         return model.answer_token_ids(interaction)
     return torch.where(interaction[label_field] > 0.5, LIKE, DISLIKE)
-
-
-def unsupported_reason(config, needs_gradients):
-    """Why the configured model cannot be unlearned (by a method that ``needs_gradients``), or None."""
-    model_type = config["MODEL_TYPE"]
-    if model_type in (ModelType.TRADITIONAL, ModelType.DECISIONTREE) and needs_gradients:
-        return f"it is not trained by gradient descent (RecBole {model_type})"
-    if model_type != ModelType.CONTEXT:
-        return (
-            f"it is not a context-aware model (RecBole {model_type}); unlearning compares answer "
-            "distributions on labeled interactions, which LLMRec and RecBole's context-aware models give"
-        )
-    return None

@@ -1,33 +1,105 @@
-"""What every unlearning method is: a name (its config prefix) and a way to unlearn from the Original."""
+"""What every unlearning method is, and the table ``unlearn_method`` selects methods from.
 
-from recbole_unlearn.model.answer import unsupported_reason
+A method is a class with a ``name`` (also the prefix of its config keys), a YAML file of defaults, and
+``run(protocol, start)``: the unlearned model, leaving ``start`` untouched. ``recbole_unlearn.registry``
+registers the built-in methods and those other packages declare in the ``recbole_unlearn.methods``
+entry-point group.
+"""
+
+from importlib.resources import files
+
+from recbole.utils import ModelType
+
+METHOD_DEFAULTS = files("recbole_unlearn.properties") / "method"
+# Registered methods by name, in registration order (the order of ``unlearn_method: all``).
+METHODS = {}
 
 
 class UnlearnMethod:
-    method = None
+    name = None
+    # A YAML file of this method's defaults (``<name>_*`` keys); ~ = properties/method/<name>.yaml.
+    defaults_file = None
     # Fine-tuning methods need a model trained by gradient descent; retraining ones only a trainer.
     needs_gradients = False
+    # Retrain is the reference every other method is measured against: the protocol trains it once.
+    is_retrain = False
+    # What the unlearned model is: one fine-tunable "model", or SISA's "shards" (an ensemble).
+    produces = "model"
+
+    @classmethod
+    def defaults(cls):
+        """Path of the YAML file with this method's defaults, or None."""
+        if cls.defaults_file:
+            return str(cls.defaults_file)
+        path = METHOD_DEFAULTS / f"{cls.name}.yaml"
+        return str(path) if path.is_file() else None
 
     @classmethod
     def unsupported_reason(cls, config):
         """Why this method cannot unlearn the configured model (known before any data is read), or None."""
-        return unsupported_reason(config, cls.needs_gradients)
+        model_type = config["MODEL_TYPE"]
+        if model_type in (ModelType.TRADITIONAL, ModelType.DECISIONTREE) and cls.needs_gradients:
+            return f"it is not trained by gradient descent (RecBole {model_type})"
+        if model_type != ModelType.CONTEXT:
+            return (
+                f"it is not a context-aware model (RecBole {model_type}); unlearning compares answer "
+                "distributions on labeled interactions, which LLMRec and RecBole's context-aware models give"
+            )
+        return None
 
     @classmethod
     def check(cls, config, model, example):
         """Raise ValueError, at start-up, if this method cannot unlearn ``model`` (a fresh instance)."""
 
     @classmethod
-    def run(cls, protocol, original):
-        """The unlearned model; ``original`` stays untouched."""
+    def continues_from(cls, previous):
+        """Whether this method can start from the model a ``previous`` method's run left (a sequential
+        request). By default it fine-tunes one model, which a shard ensemble is not."""
+        return cls.is_retrain or previous.produces == "model"
+
+    @classmethod
+    def adopt_files(cls, protocol, files):
+        """A later request starts from this method's model, made of ``files``: record what it reuses."""
+
+    @classmethod
+    def run(cls, protocol, start):
+        """The unlearned model; ``start`` (the Original, or a previous request's result) stays untouched."""
         raise NotImplementedError
 
     @classmethod
     def file_names(cls, config):
         """The names (keys of ``protocol.files``) of the checkpoints the unlearned model is made of."""
-        return [cls.method]
+        return [cls.name]
 
     @classmethod
-    def load(cls, protocol, original, paths):
+    def load(cls, protocol, start, paths):
         """The unlearned model rebuilt from those checkpoint files (to verify a receipt)."""
         raise NotImplementedError
+
+
+def register_method(method_class):
+    """Make ``unlearn_method: <method_class.name>`` select ``method_class`` (idempotent)."""
+    if not (isinstance(method_class, type) and issubclass(method_class, UnlearnMethod) and method_class.name):
+        raise TypeError(f"{method_class!r} is not an UnlearnMethod subclass with a name.")
+    registered = METHODS.get(method_class.name)
+    if registered is not None and registered is not method_class:
+        raise ValueError(
+            f"Unlearning method name {method_class.name!r} is taken by {registered.__module__}.{registered.__name__}."
+        )
+    METHODS[method_class.name] = method_class
+    return method_class
+
+
+def get_unlearn_methods(names):
+    """The method classes named by ``unlearn_method``: one name, a comma-separated list, or ``all``."""
+    if isinstance(names, str):
+        names = list(METHODS) if names.strip() == "all" else names.split(",")
+    unknown = [name for name in names if name.strip() not in METHODS]
+    if unknown:
+        raise ValueError(f"unlearn_method {unknown} is unknown; choose from {list(METHODS)} or 'all'.")
+    return [METHODS[name.strip()] for name in names]
+
+
+def config_prefixes():
+    """Key prefixes of the protocol and of every registered method (keys a trained Original ignores)."""
+    return ("unlearn_", "forget_", *(f"{name}_" for name in METHODS))

@@ -1,13 +1,10 @@
-"""One unlearning experiment: Original -> forget request -> Retrain -> methods -> evaluation.
-
-Original and Retrain models (and SISA's untouched shards) are cached by a hash of everything that
-determines them, so comparing several methods, or running again, trains them once.
+"""One unlearning experiment's steps: data and forget request -> Original -> Retrain -> a method ->
+evaluation. The Original and Retrain models (and SISA's shards trained before the request) come from the
+``ModelCache``; the order of the steps is ``recbole_unlearn.quick_start``'s.
 """
 
-import contextlib
 import hashlib
 import os
-import shutil
 from logging import getLogger
 
 import numpy as np
@@ -15,22 +12,21 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_local_time, get_model, init_seed
 
 from recbole_unlearn import distributed
-from recbole_unlearn.compat import load_checkpoint, safe_trainer_for, save_checkpoint
+from recbole_unlearn.checkpoint import load_checkpoint
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.cost import CostMeter
-from recbole_unlearn.evaluation.metrics import forget_metrics
+from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
+from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
 from recbole_unlearn.provenance import config_sha256
-from recbole_unlearn.registry import UNLEARN_METHODS
-from recbole_unlearn.unlearn.methods.retrain import Retrain
-
-# Keys of the protocol and its methods: they do not change the Original (or Retrain) model.
-UNLEARN_PREFIXES = ("unlearn_", "forget_", *(f"{name}_" for name in UNLEARN_METHODS))
+from recbole_unlearn.trainer import safe_trainer_for
+from recbole_unlearn.unlearn.cache import ModelCache
+from recbole_unlearn.unlearn.method import METHODS, config_prefixes
 
 
 def config_key(config, *extra):
     """SHA-256 of the configuration that determines an Original or Retrain model, plus ``extra``."""
-    return config_sha256(config, *extra, ignore_prefixes=UNLEARN_PREFIXES)
+    return config_sha256(config, *extra, ignore_prefixes=config_prefixes())
 
 
 def raw_users_items(dataset):
@@ -75,25 +71,27 @@ class UnlearnProtocol:
         if not self.forget_mask.any():
             raise ValueError(f"The {self.request.describe()} only names data earlier requests already removed.")
         if self.removed_mask.all():
-            raise ValueError(f"The {self.request.describe()} and earlier requests together remove the whole training split.")
+            raise ValueError(
+                f"The {self.request.describe()} and earlier requests together remove the whole training split."
+            )
         self.forget_rows = np.flatnonzero(self.forget_mask)
         self.retain_rows = np.flatnonzero(~self.removed_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.example = next(iter(self.forget_data))[0]
-        self.fingerprint = self.fingerprints()
-        self.key = config_key(config)
-        self.output_dir = config["unlearn_output_dir"]
-        self.cache_dir = os.path.join(self.output_dir, "cache")
+        self.fingerprints = {
+            "split_sha256": split_sha256(self.train_data, self.valid_data, self.test_data),
+            "forget_sha256": self.rows_sha256(self.forget_rows),
+            "removed_sha256": self.rows_sha256(np.flatnonzero(self.removed_mask)),
+        }
+        output_dir = config["unlearn_output_dir"]
+        self.cache = ModelCache(os.path.join(output_dir, "cache"), config["model"])
         self.run_dir = distributed.broadcast_object(
-            os.path.join(self.output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
+            os.path.join(output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
         )
         # The checkpoint each model name was last written to or loaded from (for receipts).
         self.files = {}
         # For a sequential request: the checkpoints of the model the methods start from.
         self.start_files = None
-        # Where an interrupted training of a cached model keeps its state (see ``cached``).
-        self.resume_dirs = {}
-        self.meter = None
         self.logger.info(
             f"{self.request.describe()}: {len(self.forget_rows)} forget and "
             f"{len(self.retain_rows)} retain interactions of {len(self.forget_mask)} in training."
@@ -105,22 +103,13 @@ class UnlearnProtocol:
         for method in methods:
             method.check(self.config, model, self.example)
 
-    def fingerprints(self):
-        """SHA-256 of the split (raw user, item and label of every train/valid/test row, in order), of the
-        forget set and of everything removed so far (their sorted raw user:item pairs): equal
-        fingerprints, same experiment."""
-        return {
-            "split_sha256": split_sha256(self.train_data, self.valid_data, self.test_data),
-            "forget_sha256": self.rows_sha256(self.forget_rows),
-            "removed_sha256": self.rows_sha256(np.flatnonzero(self.removed_mask)),
-        }
-
     def rows_sha256(self, rows):
+        """SHA-256 of the sorted raw user:item:label of some training rows."""
         return hashlib.sha256("\n".join(sorted(interaction_tokens(self.subset(rows)))).encode()).hexdigest()
 
     def provenance(self, **extra):
         """What every file this protocol writes records about its origin."""
-        return {"model": self.config["model"], "dataset": self.config["dataset"], **self.fingerprint, **extra}
+        return {"model": self.config["model"], "dataset": self.config["dataset"], **self.fingerprints, **extra}
 
     def subset(self, rows):
         return self.train_dataset.copy(self.train_dataset.inter_feat[rows])
@@ -141,8 +130,8 @@ class UnlearnProtocol:
         config = config or self.config
         model = self.new_model(config)
         trainer = safe_trainer_for(config)(config, model)
-        trainer.provenance["split_sha256"] = self.fingerprint["split_sha256"]
-        trainer.resume_dir = self.resume_dirs.get(name)
+        trainer.provenance["split_sha256"] = self.fingerprints["split_sha256"]
+        trainer.resume_dir = self.cache.resume_dir(name)
         if trainer.resume_dir:
             trainer.saved_model_file = os.path.join(trainer.resume_dir, "best.safetensors")
             trainer.resume()
@@ -155,84 +144,69 @@ class UnlearnProtocol:
         return model
 
     def cached(self, name, key, build):
-        """The model ``build()`` returns, stored under ``key``; with its cost as measured when built.
-
-        An interrupted build resumes from the training state kept in ``cache/partial/`` (its time
-        before the interruption is not counted).
-        """
-        path = self.cache_path(name, key)
-        if distributed.on_main(lambda: os.path.isfile(path)):
-            self.files[name] = path
-            return self.load(name, path, key=key)
-        resume_dir = os.path.join(self.cache_dir, "partial", os.path.basename(path).removesuffix(".safetensors"))
-        self.resume_dirs[name] = resume_dir
-        try:
-            with CostMeter() as meter:
-                model = build()
-        finally:
-            del self.resume_dirs[name]
-        cost = meter.summary()
-        save_checkpoint(model, path, {**self.provenance(name=name, cost=cost), **self.expected(key)})
-        if distributed.is_main():
-            shutil.rmtree(resume_dir, ignore_errors=True)
+        """The model ``build()`` returns, kept in the cache under ``key``, and its cost when built."""
+        expected = self.expected(key)
+        model, cost, path = self.cache.get(
+            name, key, build, lambda path: self.load(name, path, expected), {**self.provenance(name=name), **expected}
+        )
         self.files[name] = path
         return model, cost
 
     def expected(self, key):
-        return {"key": key, "dataset": self.config["dataset"], "split_sha256": self.fingerprint["split_sha256"]}
+        return {"key": key, "dataset": self.config["dataset"], "split_sha256": self.fingerprints["split_sha256"]}
 
-    def load(self, name, path, key=None):
-        """A model of this protocol's data read from a cached checkpoint, and its recorded cost."""
+    def load(self, name, path, expected=None):
+        """A model of this protocol's data read from a checkpoint, and its recorded cost."""
         model = self.new_model()
-        expect = self.expected(key) if key else {"split_sha256": self.fingerprint["split_sha256"]}
+        expect = expected or {"split_sha256": self.fingerprints["split_sha256"]}
         metadata = load_checkpoint(model, path, self.config["device"], expect=expect)
         self.logger.info(f"Loaded {name} from {path}")
         return model, metadata.get("cost")
 
-    def cache_path(self, name, key):
-        return os.path.join(self.cache_dir, f"{self.config['model']}-{name}-{key[:16]}.safetensors")
-
     def original(self):
-        return self.cached("original", self.key, lambda: self.train("original", self.train_data, self.valid_data))
+        """The Original: trained on the whole training split (cached)."""
+        return self.cached("original", config_key(self.config), lambda: self.train("original", self.train_data, self.valid_data))
 
-    def reference(self, original):
-        key = config_key(self.config, self.fingerprint["removed_sha256"])
-        return self.cached("retrain", key, lambda: Retrain.run(self, original))
+    def retrain(self, start):
+        """The Retrain model: trained from scratch without everything removed so far (cached)."""
+        retrain = next(method for method in METHODS.values() if method.is_retrain)
+        key = config_key(self.config, self.fingerprints["removed_sha256"])
+        return self.cached(retrain.name, key, lambda: retrain.run(self, start))
 
-    def pretrained(self, name, rows, config, valid_data=None):
-        """A model trained before the forget request (cached; not counted in the unlearning time)."""
+    def trained_before_request(self, name, rows, config, valid_data=None):
+        """A model of part of the training split, trained before any request (cached; a method that
+        asks for it is not charged for its training)."""
         rows_hash = hashlib.sha256(np.asarray(rows).tobytes()).hexdigest()
         key = config_key(config, name, rows_hash, "early-stopped" if valid_data is not None else "")
-        pause = self.meter.paused() if self.meter else contextlib.nullcontext()
-        with pause:
-            return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), valid_data, config))[0]
+        return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), valid_data, config))[0]
 
-    def unlearn(self, method, original):
-        """Run ``method`` from ``original``; the model and its cost."""
+    def unlearn(self, method, start):
+        """Run ``method`` from ``start``; the model and its cost."""
         with CostMeter() as meter:
-            self.meter = meter
-            try:
-                model = method.run(self, original)
-            finally:
-                self.meter = None
+            model = method.run(self, start)
         return model, meter.summary()
 
-    def evaluate(self, name, model, cost, reference):
-        trainer = safe_trainer_for(self.config)(self.config, model)
-        test = trainer.evaluate(self.test_data, load_best_model=False)
-        forget = forget_metrics(model, self.forget_data, reference, self.config["LABEL_FIELD"])
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
-        row = {"method": name}
-        row.update({f"test_{metric}": float(value) for metric, value in test.items()})
-        row.update({f"forget_{metric}": float(value) for metric, value in forget.items()})
-        row.update(
-            {
-                "unlearn_seconds": cost["seconds"],
-                "peak_rss_mib": cost["peak_rss_mib"],
-                "trainable_parameters": trainable,
-                "trainable_share": trainable / total,
-            }
+    def outputs(self, model, retrained):
+        """``model``'s outputs on every split a registered metric reads."""
+        loaders = {"test": self.test_data, "valid": self.valid_data, "forget": self.forget_data}
+        label = self.config["LABEL_FIELD"]
+        return {
+            split: collect_outputs(model, loaders[split], label, retrained if split == "forget" else None)
+            for split in needed_splits()
+        }
+
+    def evaluate(self, name, model, cost, retrained, retrained_outputs=None):
+        """The result row of ``model``; ``retrained_outputs`` = Retrain's own ``outputs`` (computed here
+        when ``model`` is the Retrain model)."""
+        outputs = self.outputs(model, retrained)
+        evaluation = Evaluation(
+            config=self.config,
+            outputs=outputs,
+            retrained=retrained_outputs or outputs,
+            cost=cost,
+            trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+            total_parameters=sum(p.numel() for p in model.parameters()),
         )
+        row = compute_row(name, evaluation)
         self.logger.info(f"{name}: {row}")
-        return row
+        return row, outputs

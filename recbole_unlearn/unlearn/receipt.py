@@ -11,18 +11,17 @@ import hashlib
 import json
 import math
 import os
+from typing import NamedTuple
 
 import numpy as np
 
-from recbole_unlearn.config import Config
+from recbole_unlearn.config import RecordedConfig
+from recbole_unlearn.evaluation.metrics import receipt_metrics
 from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.provenance import file_sha256, library_versions
-from recbole_unlearn.registry import UNLEARN_METHODS
+from recbole_unlearn.unlearn.method import METHODS
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol, raw_users_items
 
-RECEIPT_METRICS = (
-    "forget_jsd", "forget_l2", "forget_jsd_yesno", "forget_l2_yesno", "forget_auc", "test_auc",
-)
 # Re-evaluation runs the same code on the same files: only float summation order may differ.
 METRIC_TOLERANCE = 1e-6
 
@@ -55,32 +54,32 @@ def write_receipt(protocol, method, row, cost, previous=None):
         "ids_count": len(ids),
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "forget_interactions": len(protocol.forget_rows),
-        "forget_sha256": protocol.fingerprint["forget_sha256"],
+        "forget_sha256": protocol.fingerprints["forget_sha256"],
         "removed_interactions": int(protocol.removed_mask.sum()),
-        "removed_sha256": protocol.fingerprint["removed_sha256"],
+        "removed_sha256": protocol.fingerprints["removed_sha256"],
     }
     if config["unlearn_receipt_ids"]:
         request["ids"] = ids
-    prefix = f"{method.method}_"
+    prefix = f"{method.name}_"
     directory = protocol.run_dir
     receipt = {
         "model": config["model"],
         "dataset": config["dataset"],
-        "split_sha256": protocol.fingerprint["split_sha256"],
+        "split_sha256": protocol.fingerprints["split_sha256"],
         "previous_receipt": _files([previous], directory)[0] if previous else None,
         "request": request,
-        "method": method.method,
+        "method": method.name,
         "hyperparameters": {k: v for k, v in config.final_config_dict.items() if k.startswith(prefix)},
         "started_at": cost.get("started_at"),
         "finished_at": cost.get("finished_at"),
         "original": _files(protocol.start_files or [protocol.files["original"]], directory),
         "retrain": _files([protocol.files["retrain"]], directory),
         "unlearned": _files([protocol.files[name] for name in method.file_names(config)], directory),
-        "metrics": {key: row[key] for key in RECEIPT_METRICS},
+        "metrics": {metric.name: row[metric.name] for metric in receipt_metrics()},
         "config": json.loads(json.dumps(config.external_config_dict, default=str)),
         "library_versions": library_versions(),
     }
-    path = receipt_path(directory, method.method)
+    path = receipt_path(directory, method.name)
     os.makedirs(directory, exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(receipt, f, indent=2)
@@ -93,24 +92,33 @@ def read_receipt(path):
         return json.load(f), os.path.dirname(os.path.abspath(path))
 
 
+class RebuiltRun(NamedTuple):
+    receipt: dict
+    protocol: UnlearnProtocol
+    start: object  # the Original, or the model a previous request left
+    retrained: object
+    unlearned: object
+
+
 def rebuild(path):
-    """The run a receipt describes, rebuilt from its files: (receipt, protocol, start model, Retrain
-    model, unlearned model). The start model is the Original, or for a sequential request the model
+    """The run a receipt describes, rebuilt from its files and its recorded options only (never this
+    process's command line). The start model is the Original, or for a sequential request the model
     the previous receipt's run left (rebuilt the same way)."""
     receipt, directory = read_receipt(path)
     removed_before, start = None, None
     if receipt.get("previous_receipt"):
-        _, previous, _, _, unlearned = rebuild(os.path.join(directory, receipt["previous_receipt"]["path"]))
-        removed_before, start = previous.removed_mask, merge_lora(unlearned)
+        previous = rebuild(os.path.join(directory, receipt["previous_receipt"]["path"]))
+        removed_before, start = previous.protocol.removed_mask, merge_lora(previous.unlearned)
     overrides = {**receipt["config"], "unlearn_method": receipt["method"], "unlearn_after": None, "state": "warning"}
-    config = Config(model=receipt["model"], dataset=receipt["dataset"], config_dict=overrides)
+    config = RecordedConfig(model=receipt["model"], dataset=receipt["dataset"], config_dict=overrides)
     protocol = UnlearnProtocol(config, removed_before)
-    files = {role: [os.path.join(directory, e["path"]) for e in receipt[role]] for role in ("original", "retrain", "unlearned")}
+    roles = ("original", "retrain", "unlearned")
+    files = {role: [os.path.join(directory, entry["path"]) for entry in receipt[role]] for role in roles}
     if start is None:
         start = protocol.load("original", files["original"][0])[0]
-    reference = protocol.load("retrain", files["retrain"][0])[0]
-    unlearned = UNLEARN_METHODS[receipt["method"]].load(protocol, start, files["unlearned"])
-    return receipt, protocol, start, reference, unlearned
+    retrained = protocol.load("retrain", files["retrain"][0])[0]
+    unlearned = METHODS[receipt["method"]].load(protocol, start, files["unlearned"])
+    return RebuiltRun(receipt, protocol, start, retrained, unlearned)
 
 
 def verify(path):
@@ -127,25 +135,19 @@ def verify(path):
     if not all(ok for _, ok, _ in checks):
         return checks
 
-    receipt, protocol, _, reference, unlearned = rebuild(path)
+    run = rebuild(path)
+    fingerprints = run.protocol.fingerprints
     for key in ("split_sha256", "forget_sha256", "removed_sha256"):
         recorded = receipt[key] if key in receipt else receipt["request"][key]
-        checks.append((key, protocol.fingerprint[key] == recorded, protocol.fingerprint[key][:16]))
-    row = protocol.evaluate(receipt["method"], unlearned, {"seconds": 0, "peak_rss_mib": 0}, reference)
+        checks.append((key, fingerprints[key] == recorded, fingerprints[key][:16]))
+    no_cost = {"seconds": 0, "peak_rss_mib": 0}
+    _, retrained_outputs = run.protocol.evaluate("retrain", run.retrained, no_cost, run.retrained)
+    row, _ = run.protocol.evaluate(receipt["method"], run.unlearned, no_cost, run.retrained, retrained_outputs)
     for key, recorded in receipt["metrics"].items():
+        if key not in row:
+            checks.append((key, False, "no metric of this name is registered (import the module that registers it)"))
+            continue
         # NaN (e.g. AUC of a one-class forget set) matches NaN.
         same = abs(row[key] - recorded) <= METRIC_TOLERANCE or (math.isnan(row[key]) and math.isnan(recorded))
         checks.append((key, same, f"{row[key]:.6f} (receipt {recorded:.6f})"))
     return checks
-
-
-def verify_main(argv):
-    """``recbole-unlearn verify RECEIPT [RECEIPT ...]``: exit status 0 when every check passes."""
-    all_ok = True
-    for path in argv:
-        print(f"Verifying {path}")
-        for check, ok, detail in verify(path):
-            print(f"  {'OK ' if ok else 'BAD'}  {check}: {detail}")
-            all_ok &= ok
-    print("All checks passed." if all_ok else "Some checks FAILED.")
-    return 0 if all_ok else 1

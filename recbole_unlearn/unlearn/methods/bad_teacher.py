@@ -1,6 +1,6 @@
 from recbole.data.interaction import Interaction
 
-from recbole_unlearn.unlearn.trainer import UnlearnTrainer
+from recbole_unlearn.unlearn.unlearn_trainer import UnlearnTrainer
 
 
 class BadTeacher(UnlearnTrainer):
@@ -9,7 +9,7 @@ class BadTeacher(UnlearnTrainer):
     (The distillation "bad teacher" of Chundawat et al. is a different method.)
     """
 
-    method = "bad_teacher"
+    name = "bad_teacher"
 
     def compute_loss(self, pair):
         label = self.config["LABEL_FIELD"]

@@ -2,11 +2,11 @@ import copy
 
 import torch
 
-from recbole_unlearn.compat import SafeTrainer
-from recbole_unlearn.data.loaders import config_with
+from recbole_unlearn.trainer import SafeTrainer
+from recbole_unlearn.config import config_with
 from recbole_unlearn.model.answer import answer_logits, answer_targets
 from recbole_unlearn.model.lora import add_lora, default_targets, matching_layers
-from recbole_unlearn.unlearn.trainer import PairedBatches, UnlearnTrainer, kl_to_teacher
+from recbole_unlearn.unlearn.unlearn_trainer import PairedBatches, UnlearnTrainer, kl_to_teacher
 
 
 def forgetting_teacher_logits(original_logits, augmented_logits, alpha):
@@ -32,7 +32,7 @@ class E2URec(UnlearnTrainer):
     every Linear and Embedding layer its prediction uses.
     """
 
-    method = "e2urec"
+    name = "e2urec"
 
     @classmethod
     def lora_targets(cls, config, model, example):

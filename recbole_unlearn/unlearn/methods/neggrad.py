@@ -1,10 +1,10 @@
-from recbole_unlearn.unlearn.trainer import UnlearnTrainer
+from recbole_unlearn.unlearn.unlearn_trainer import UnlearnTrainer
 
 
 class NegGrad(UnlearnTrainer):
     """Full fine-tune: descend on retained data, ascend on forget data: CE(retain) - w * CE(forget)."""
 
-    method = "neggrad"
+    name = "neggrad"
 
     def compute_loss(self, pair):
         forget_weight = self.param("forget_weight")

@@ -1,15 +1,18 @@
+"""Retrain: the gold standard every other method is measured against."""
+
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
 class Retrain(UnlearnMethod):
-    """Train a new model from scratch on the retained data, with the Original's recipe: the gold standard."""
+    """Train a new model from scratch on the retained data, with the Original's recipe."""
 
-    method = "retrain"
-
-    @classmethod
-    def run(cls, protocol, original):
-        return protocol.train("retrain", protocol.subset_loader(protocol.retain_rows), protocol.valid_data)
+    name = "retrain"
+    is_retrain = True
 
     @classmethod
-    def load(cls, protocol, original, paths):
-        return protocol.load(cls.method, paths[0])[0]
+    def run(cls, protocol, start):
+        return protocol.train(cls.name, protocol.subset_loader(protocol.retain_rows), protocol.valid_data)
+
+    @classmethod
+    def load(cls, protocol, start, paths):
+        return protocol.load(cls.name, paths[0])[0]

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from recbole_unlearn.data.forget import shard_assignment
-from recbole_unlearn.data.loaders import config_with
+from recbole_unlearn.config import config_with
 from recbole_unlearn.model.answer import answer_logits, yes_no_logits
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
@@ -32,10 +32,21 @@ class SISA(UnlearnMethod):
     SISA run (a sequential request), the untouched shards are that run's.
     """
 
-    method = "sisa"
+    name = "sisa"
+    produces = "shards"
 
     @classmethod
-    def run(cls, protocol, original):
+    def continues_from(cls, previous):
+        return previous.produces == "shards"
+
+    @classmethod
+    def adopt_files(cls, protocol, files):
+        # A later SISA run keeps the shards this run left where its request does not touch them.
+        names = cls.file_names(protocol.config)
+        protocol.files.update(zip(names, files[-len(names) :]))
+
+    @classmethod
+    def run(cls, protocol, start):
         config = protocol.config
         # sisa_epochs ~ trains shards with the Original's recipe: its epochs, early stopping on valid.
         epochs = config["sisa_epochs"]
@@ -48,11 +59,11 @@ class SISA(UnlearnMethod):
             if (in_shard & protocol.forget_mask).any():
                 rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
                 models.append(protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), valid_data, shard_config))
-            elif isinstance(original, ShardEnsemble):
-                models.append(original.shards[shard])
+            elif isinstance(start, ShardEnsemble):
+                models.append(start.shards[shard])
             else:
                 rows = np.flatnonzero(in_shard)
-                models.append(protocol.pretrained(f"sisa-shard{shard}", rows, shard_config, valid_data))
+                models.append(protocol.trained_before_request(f"sisa-shard{shard}", rows, shard_config, valid_data))
         return ShardEnsemble(models)
 
     @classmethod
@@ -60,5 +71,5 @@ class SISA(UnlearnMethod):
         return [f"sisa-shard{shard}" for shard in range(config["sisa_n_shards"])]
 
     @classmethod
-    def load(cls, protocol, original, paths):
+    def load(cls, protocol, start, paths):
         return ShardEnsemble([protocol.load(name, path)[0] for name, path in zip(cls.file_names(protocol.config), paths)])

@@ -1,6 +1,6 @@
 """UnlearnTrainer: one loop for every gradient-based unlearning method.
 
-A method is a subclass that names its config prefix (``method``) and defines ``compute_loss(pair)``
+A method is a subclass that names its config prefix (``name``) and defines ``compute_loss(pair)``
 on a pair of (forget, retain) batches, reading models through ``recbole_unlearn.model.answer`` so the
 same loss serves LLMRec and RecBole's CTR models. RecBole's own ``_train_epoch`` runs the loop, so progress bars,
 gradient clipping and the NaN check behave as in any RecBole training.
@@ -12,7 +12,8 @@ from typing import NamedTuple, Optional
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_unlearn.compat import SafeTrainer, load_checkpoint, save_checkpoint
+from recbole_unlearn.checkpoint import load_checkpoint, save_checkpoint
+from recbole_unlearn.trainer import SafeTrainer
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
@@ -67,33 +68,33 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
         self.epochs = self.param("epochs")
 
     @classmethod
-    def run(cls, protocol, original):
-        """Unlearn from a copy of ``original`` (which stays untouched)."""
-        trainer = cls(protocol.config, copy.deepcopy(original), protocol.example)
+    def run(cls, protocol, start):
+        """Unlearn from a copy of ``start`` (which stays untouched)."""
+        trainer = cls(protocol.config, copy.deepcopy(start), protocol.example)
         batch_size = trainer.param("train_batch_size")
         trainer.unlearn(
             protocol.subset_loader(protocol.forget_rows, batch_size),
             protocol.subset_loader(protocol.retain_rows, batch_size),
             show_progress=protocol.config["show_progress"],
         )
-        path = protocol.checkpoint_path(cls.method)
-        trainer.save_unlearned(path, protocol.provenance(method=cls.method))
-        protocol.files[cls.method] = path
+        path = protocol.checkpoint_path(cls.name)
+        trainer.save_unlearned(path, protocol.provenance(method=cls.name))
+        protocol.files[cls.name] = path
         return trainer.model
 
     @classmethod
-    def load(cls, protocol, original, paths):
+    def load(cls, protocol, start, paths):
         """Rebuild the model as for unlearning (adapters included), then read the saved weights."""
-        model = cls(protocol.config, copy.deepcopy(original), protocol.example).model
-        load_checkpoint(model, paths[0], protocol.config["device"], expect=protocol.provenance(method=cls.method))
+        model = cls(protocol.config, copy.deepcopy(start), protocol.example).model
+        load_checkpoint(model, paths[0], protocol.config["device"], expect=protocol.provenance(method=cls.name))
         return model
 
     def param(self, key):
         """The method's hyper-parameter ``<method>_<key>`` (defaults in properties/method/)."""
-        name = f"{self.method}_{key}"
-        if name not in self.config:
-            raise KeyError(f"Config key '{name}' is missing: unlearning method '{self.method}' needs it.")
-        return self.config[name]
+        key = f"{self.name}_{key}"
+        if key not in self.config:
+            raise KeyError(f"Config key '{key}' is missing: unlearning method '{self.name}' needs it.")
+        return self.config[key]
 
     def prepare_model(self, model, example):
         """Change the model before the optimizer is built (e.g. add adapters; ``example`` is a forget
@@ -119,7 +120,7 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
         self.prepare(forget_data, retain_data)
         for epoch, batches in enumerate(self.schedule(forget_data, retain_data)):
             loss = self._train_epoch(batches, epoch, loss_func=self.compute_loss, show_progress=show_progress)
-            self.logger.info(f"{self.method} epoch {epoch}: train loss {loss:.4f}")
+            self.logger.info(f"{self.name} epoch {epoch}: train loss {loss:.4f}")
         return self.model
 
     def save_unlearned(self, checkpoint_file, provenance):

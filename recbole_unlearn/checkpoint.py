@@ -1,0 +1,145 @@
+"""Checkpoints that load with nothing unpickled: safetensors for tensors, JSON for their provenance.
+
+RecBole's Trainer pickles the whole Config with the weights (``torch.save``) and reloads them with
+``torch.load``, which torch >= 2.6 refuses by default (``weights_only=True``). Our files hold the
+model's tensors (safetensors) and a JSON sidecar with what produced them; optimizer state is split
+into tensors and JSON the same way. Writes are atomic (temp file, rename); only rank 0 writes, and in a
+multi-process run rank 0 reads and broadcasts.
+"""
+
+import json
+import os
+
+import torch
+from safetensors.torch import load_model, save_file, save_model
+
+from recbole_unlearn import distributed
+from recbole_unlearn.provenance import file_sha256, library_versions
+
+CHECKPOINT_SUFFIX = ".safetensors"
+
+
+def sidecar_path(checkpoint_file):
+    return os.path.splitext(checkpoint_file)[0] + ".json"
+
+
+def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
+    """Write ``model``'s tensors and a JSON of what produced them, each atomically (temp file, rename).
+
+    The JSON holds ``metadata`` (model class, config hash, dataset, ...), the library versions and the
+    tensors' SHA-256. ``trainable_only`` writes just the parameters that require gradients (a LoRA
+    adapter) when the model has frozen ones, and the whole model otherwise. Only rank 0 writes.
+    """
+    if not distributed.is_main():
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(checkpoint_file)), exist_ok=True)
+    tmp_tensors, tmp_json = checkpoint_file + ".tmp", sidecar_path(checkpoint_file) + ".tmp"
+    trainable = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+    partial = trainable_only and len(trainable) < len(list(model.parameters()))
+    if partial:
+        save_file(trainable, tmp_tensors)
+    else:
+        save_model(model, tmp_tensors)
+    metadata = {
+        **metadata,
+        "tensors": "trainable" if partial else "all",
+        "sha256": file_sha256(tmp_tensors),
+        "library_versions": library_versions(),
+    }
+    with open(tmp_json, "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=2)
+    os.replace(tmp_tensors, checkpoint_file)
+    os.replace(tmp_json, sidecar_path(checkpoint_file))
+
+
+def read_provenance(checkpoint_file):
+    """The JSON written next to ``checkpoint_file``, after checking the tensors are the ones it describes."""
+    if not os.path.isfile(checkpoint_file):
+        raise FileNotFoundError(f"Checkpoint {checkpoint_file} does not exist.")
+    try:
+        with open(sidecar_path(checkpoint_file), encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"Checkpoint {checkpoint_file} has no readable provenance file {sidecar_path(checkpoint_file)} "
+            f"({error}); refusing to load it."
+        ) from error
+    if "sha256" not in metadata:
+        raise ValueError(
+            f"Checkpoint {checkpoint_file} records no SHA-256 (written by an older recbole-unlearn); "
+            "delete it (and its .json) to train it again."
+        )
+    if metadata["sha256"] != file_sha256(checkpoint_file):
+        raise ValueError(
+            f"Checkpoint {checkpoint_file} is corrupted or truncated: its SHA-256 differs from the one "
+            "recorded when it was written; refusing to load it."
+        )
+    return metadata
+
+
+def load_checkpoint(model, checkpoint_file, device="cpu", expect=None):
+    """Load tensors into ``model`` once the provenance file confirms they came from the same model class
+    and match every ``expect`` entry (e.g. ``config_sha256``, ``dataset``); nothing is unpickled.
+
+    In a multi-process run every rank calls this together: rank 0 reads the file, the others get its
+    weights (and its error, if any)."""
+    metadata = distributed.on_main(lambda: _load_checkpoint(model, checkpoint_file, device, expect))
+    distributed.broadcast_model(model)
+    return metadata
+
+
+def _load_checkpoint(model, checkpoint_file, device, expect):
+    metadata = read_provenance(checkpoint_file)
+    expected = {"model": type(model).__name__, **(expect or {})}
+    for key, value in expected.items():
+        if metadata.get(key) != value:
+            raise ValueError(
+                f"Checkpoint {checkpoint_file} was written for {key} {metadata.get(key)!r}, "
+                f"not {value!r}; refusing to load it."
+            )
+    missing, unexpected = load_model(model, checkpoint_file, strict=False, device=str(device))
+    if metadata.get("tensors") == "trainable":
+        # An adapter: the frozen weights come from elsewhere; every trainable one must be in the file.
+        missing = [name for name, p in model.named_parameters() if p.requires_grad and name in missing]
+    if missing or unexpected:
+        raise ValueError(
+            f"Checkpoint {checkpoint_file} does not match {expected['model']}'s parameters: "
+            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
+        )
+    return metadata
+
+
+def split_tensors(state, prefix=""):
+    """A nested state dict as (flat tensors for safetensors, the rest as JSON with tensor names in it)."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state.detach().contiguous()}, {"__tensor__": prefix}
+    if isinstance(state, dict):
+        tensors, rest = {}, {}
+        for key, value in state.items():
+            # JSON keys are strings: remember integer keys (optimizer state is keyed by parameter index).
+            name = f"{key}" if isinstance(key, str) else f"__int__{key}"
+            sub_tensors, rest[name] = split_tensors(value, f"{prefix}.{name}" if prefix else name)
+            tensors.update(sub_tensors)
+        return tensors, rest
+    if isinstance(state, (list, tuple)):
+        tensors, rest = {}, []
+        for index, value in enumerate(state):
+            sub_tensors, sub_rest = split_tensors(value, f"{prefix}.{index}")
+            tensors.update(sub_tensors)
+            rest.append(sub_rest)
+        return tensors, rest
+    return {}, state
+
+
+def join_tensors(tensors, rest):
+    """The inverse of ``split_tensors``."""
+    if isinstance(rest, dict):
+        if set(rest) == {"__tensor__"}:
+            return tensors[rest["__tensor__"]]
+        return {
+            (int(key[len("__int__"):]) if key.startswith("__int__") else key): join_tensors(tensors, value)
+            for key, value in rest.items()
+        }
+    if isinstance(rest, list):
+        return [join_tensors(tensors, value) for value in rest]
+    return rest

@@ -1,0 +1,89 @@
+"""Command line, with the flags of RecBole's run_recbole.py: --model, --dataset, --config_files, --key=value.
+
+    recbole-unlearn --model=LLMRec --dataset=ml-100k [--unlearn_method=e2urec] [--key=value ...]
+    recbole-unlearn verify RECEIPT [RECEIPT ...]
+
+The only module that prints.
+"""
+
+import argparse
+import sys
+
+from recbole_unlearn import distributed
+from recbole_unlearn.evaluation.report import comparison_table, markdown_table
+from recbole_unlearn.quick_start import run_recbole_unlearn
+from recbole_unlearn.unlearn.receipt import verify
+
+
+def format_train_results(results):
+    """The ``unlearn_method: none`` table: each model's test metrics, training time and size."""
+    metrics = list(dict.fromkeys(key for r in results for key in r["test_result"]))
+    header = ["model"] + [f"test {m}" for m in metrics] + ["train s", "trainable params"]
+    rows = [
+        [r["model"]]
+        + [f"{r['test_result'].get(m, float('nan')):.4f}" for m in metrics]
+        + [f"{r['train_seconds']:.0f}", f"{r['trainable_parameters']:,}"]
+        for r in results
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def print_results(results):
+    if "rows" not in results[0]:
+        print(format_train_results(results))
+        return
+    for result in results:
+        context = result["context"]
+        print(
+            f"{context['model']} on {context['dataset']}, {context['forget_request']} "
+            f"({context['forget_interactions']} forget / {context['retain_interactions']} retain interactions)"
+        )
+        print(markdown_table(result["rows"]))
+        print(f"Results: {result['run_dir']}")
+    if "comparison_dir" in results[0]:
+        print(comparison_table(results))
+        print(f"Comparison: {results[0]['comparison_dir']}")
+
+
+def verify_main(paths):
+    """Exit status 0 when every check of every receipt passes."""
+    all_ok = True
+    for path in paths:
+        print(f"Verifying {path}")
+        for check, ok, detail in verify(path):
+            print(f"  {'OK ' if ok else 'BAD'}  {check}: {detail}")
+            all_ok &= ok
+    print("All checks passed." if all_ok else "Some checks FAILED.")
+    return 0 if all_ok else 1
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", "-m", default="LLMRec", help="model name(s), comma-separated")
+    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
+    # Multi-process flags, as RecBole's run_recbole.py names them.
+    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine")
+    parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines (default: nproc)")
+    parser.add_argument("--ip", default="localhost", help="address of the machine running rank 0")
+    parser.add_argument("--port", default="5678", help="free port on that machine")
+    parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first process")
+    # Any other --key=value is read by RecBole's Config from the command line, as in run_recbole.py.
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify"]:
+        sys.exit(verify_main(argv[1:]))
+    args = parse_args(argv)
+    config_files = args.config_files.strip().split(" ") if args.config_files else None
+    results = run_recbole_unlearn(
+        args.model, args.dataset, config_file_list=config_files, nproc=args.nproc, world_size=args.world_size,
+        ip=args.ip, port=args.port, group_offset=args.group_offset,
+    )
+    if results and distributed.is_main():
+        print_results(results)

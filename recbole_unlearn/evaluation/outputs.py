@@ -1,0 +1,105 @@
+"""One pass of a model over each evaluation split, kept for every metric to read.
+
+``collect_outputs`` runs the model once over a split and keeps, per sample, its label, its score (what
+the model's ``predict`` gives, so RecBole's evaluator sees the scores its own trainer would) and its
+two-way (like, not like) distribution; with a ``retrained`` model, also the per-sample distances between
+the two full answer distributions (a vocabulary is too wide to keep). ``Evaluation`` bundles the
+outputs of one model with its Retrain reference's and its cost; metrics are functions of it
+(``recbole_unlearn.evaluation.metrics``).
+"""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+from recbole.evaluator import Evaluator
+from recbole.evaluator.collector import DataStruct
+
+from recbole_unlearn.config import config_with
+from recbole_unlearn.distributed import gather_rows
+from recbole_unlearn.evaluation.distances import DISTANCES
+from recbole_unlearn.model.answer import answer_logits, has_answer_vocabulary, yes_no_logits
+
+# RecBole metrics every row reports (the user's ``metrics`` are added to them).
+RECBOLE_METRICS = ("AUC", "LogLoss", "ACC")
+
+
+@dataclass
+class SplitOutputs:
+    labels: np.ndarray
+    scores: np.ndarray
+    yes_no: np.ndarray  # [samples, 2] probabilities of (like, not like), float64
+    vocab_distances: dict = field(default_factory=dict)  # name -> per-sample distance to the retrained model
+
+    @property
+    def like(self):
+        """P(like) in float64, from the two-way distribution (``scores`` is the model's own float32)."""
+        return self.yes_no[:, 0]
+
+
+def _probabilities(logits):
+    return torch.softmax(logits.double(), dim=-1)
+
+
+def _scores_and_two_way(model, interaction):
+    logits = yes_no_logits(model, interaction)
+    # LLMRec's predict is the softmax of these logits; a CTR model's predict is its own (one more pass).
+    scores = torch.softmax(logits, dim=-1)[:, 0] if has_answer_vocabulary(model) else model.predict(interaction)
+    return scores, logits
+
+
+@torch.no_grad()
+def collect_outputs(model, data, label_field, retrained=None):
+    """``model``'s outputs on every sample of ``data`` (an evaluation loader), in loader order.
+
+    In a multi-process run each rank scores its share; the rows are gathered so every rank holds all."""
+    model.eval()
+    if retrained is not None:
+        retrained.eval()
+    columns = {}
+    for batch in data:
+        interaction = batch[0]
+        scores, logits = _scores_and_two_way(model, interaction)
+        row = {"score": scores, "label": interaction[label_field].double(), "yes_no": _probabilities(logits)}
+        if retrained is not None:
+            p = _probabilities(answer_logits(model, interaction))
+            q = _probabilities(answer_logits(retrained, interaction))
+            row.update({name: distance(p, q) for name, distance in DISTANCES.items()})
+        for name, values in row.items():
+            columns.setdefault(name, []).append(values)
+    columns = {name: gather_rows(torch.cat(parts), data.sample_size).cpu().numpy() for name, parts in columns.items()}
+    return SplitOutputs(
+        labels=columns.pop("label"),
+        scores=columns.pop("score"),
+        yes_no=columns.pop("yes_no"),
+        vocab_distances=columns,
+    )
+
+
+@dataclass
+class Evaluation:
+    """What metrics read about one evaluated model: its outputs per split, Retrain's, its cost."""
+
+    config: object
+    outputs: dict  # split name -> SplitOutputs
+    retrained: dict  # split name -> SplitOutputs of the Retrain model
+    cost: dict
+    trainable_parameters: int
+    total_parameters: int
+
+    def recbole(self, split):
+        """RecBole's evaluator on ``split`` (AUC, LogLoss, ACC and the user's ``metrics``)."""
+        return self._recbole_results[split]
+
+    @cached_property
+    def _recbole_results(self):
+        metrics = list(dict.fromkeys([*RECBOLE_METRICS, *self.config["metrics"]]))
+        evaluator = Evaluator(config_with(self.config, metrics=metrics))
+        results = {}
+        for split, outputs in self.outputs.items():
+            struct = DataStruct()
+            struct.set("rec.score", torch.from_numpy(outputs.scores))
+            struct.set("data.label", torch.from_numpy(outputs.labels).float())
+            results[split] = evaluator.evaluate(struct)
+        return results
