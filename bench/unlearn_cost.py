@@ -24,7 +24,9 @@ def main():
     else:
         rows = unlearn_one(args.model, args.dataset, config_dict={"unlearn_method": "all"})["rows"]
     retrain_seconds = next(row["unlearn_seconds"] for row in rows if row["method"] == "retrain")
-    print(f"{'method':<12} {'seconds':>8} {'x Retrain':>10} {'trainable params':>17} {'share %':>8} {'peak RSS MiB':>13}")
+    print(
+        f"{'method':<12} {'seconds':>8} {'x Retrain':>10} {'trainable params':>17} {'share %':>8} {'peak RSS MiB':>13}"
+    )
     for row in rows:
         if row["method"] == "original":
             continue

@@ -137,7 +137,7 @@ def join_tensors(tensors, rest):
         if set(rest) == {"__tensor__"}:
             return tensors[rest["__tensor__"]]
         return {
-            (int(key[len("__int__"):]) if key.startswith("__int__") else key): join_tensors(tensors, value)
+            (int(key[len("__int__") :]) if key.startswith("__int__") else key): join_tensors(tensors, value)
             for key, value in rest.items()
         }
     if isinstance(rest, list):

@@ -82,8 +82,14 @@ def main(argv=None):
     args = parse_args(argv)
     config_files = args.config_files.strip().split(" ") if args.config_files else None
     results = run_recbole_unlearn(
-        args.model, args.dataset, config_file_list=config_files, nproc=args.nproc, world_size=args.world_size,
-        ip=args.ip, port=args.port, group_offset=args.group_offset,
+        args.model,
+        args.dataset,
+        config_file_list=config_files,
+        nproc=args.nproc,
+        world_size=args.world_size,
+        ip=args.ip,
+        port=args.port,
+        group_offset=args.group_offset,
     )
     if results and distributed.is_main():
         print_results(results)

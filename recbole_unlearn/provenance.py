@@ -8,9 +8,26 @@ LIBRARIES = ("recbole-unlearn", "recbole", "torch", "transformers", "peft", "saf
 
 # Keys that change how a run is shown or where it writes, not which model it trains.
 RUNTIME_KEYS = {
-    "state", "show_progress", "checkpoint_dir", "eval_batch_size", "device", "gpu_id", "use_gpu",
-    "worker", "log_wandb", "wandb_project", "config_files", "local_rank", "single_spec", "data_path",
-    "verbose", "world_size", "nproc", "offset", "ip", "port",
+    "state",
+    "show_progress",
+    "checkpoint_dir",
+    "eval_batch_size",
+    "device",
+    "gpu_id",
+    "use_gpu",
+    "worker",
+    "log_wandb",
+    "wandb_project",
+    "config_files",
+    "local_rank",
+    "single_spec",
+    "data_path",
+    "verbose",
+    "world_size",
+    "nproc",
+    "offset",
+    "ip",
+    "port",
 }
 
 

@@ -87,8 +87,17 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
     }
 
 
-def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None, config_dict=None,
-                        nproc=1, world_size=-1, ip="localhost", port="5678", group_offset=0):
+def run_recbole_unlearn(
+    model="LLMRec",
+    dataset="ml-100k",
+    config_file_list=None,
+    config_dict=None,
+    nproc=1,
+    world_size=-1,
+    ip="localhost",
+    port="5678",
+    group_offset=0,
+):
     """The unlearning protocol for each model of ``model`` (a name, a comma-separated string or a list).
 
     With several models, each runs on the same split and forget request, and a comparison table and
@@ -100,8 +109,16 @@ def run_recbole_unlearn(model="LLMRec", dataset="ml-100k", config_file_list=None
     RecBole's ``run`` does; the result of rank 0 is returned (None on other machines).
     """
     if nproc > 1 or world_size > 0:
-        return distributed.spawn(run_recbole_unlearn, nproc, world_size, ip, port, group_offset,
-                                 (model, dataset, config_file_list), config_dict)
+        return distributed.spawn(
+            run_recbole_unlearn,
+            nproc,
+            world_size,
+            ip,
+            port,
+            group_offset,
+            (model, dataset, config_file_list),
+            config_dict,
+        )
     models = [name.strip() for name in (model.split(",") if isinstance(model, str) else model)]
     configs = [
         Config(model=name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)

@@ -77,7 +77,9 @@ def register_methods():
 def register_metrics():
     test, forget, retrained = ("test",), ("forget",), ("forget", "retrained")
     register_metric("test_auc", m.recbole_metric("test", "auc"), test, "higher", True, "test AUC", compare=True)
-    register_metric("test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True)
+    register_metric(
+        "test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True
+    )
     register_metric("test_acc", m.recbole_metric("test", "acc"), test, "higher", label="test ACC")
     register_metric("forget_auc", m.forget_auc, forget, receipt=True, label="forget AUC", compare=True)
     register_metric("forget_acc", m.forget_acc, forget)
@@ -86,12 +88,31 @@ def register_metrics():
     register_metric("forget_jsd", m.vocabulary_distance("jsd"), retrained, "lower", True, "forget JSD")
     register_metric("forget_l2", m.vocabulary_distance("l2"), retrained, "lower", True, "forget L2")
     register_metric("forget_sym_kl", m.vocabulary_distance("sym_kl"), retrained, "lower", label="forget symKL")
-    register_metric("forget_jsd_yesno", m.yes_no_distance("jsd"), retrained, "lower", True, "forget JSD (y/n)", compare=True)
-    register_metric("forget_l2_yesno", m.yes_no_distance("l2"), retrained, "lower", True, "forget L2 (y/n)", table=False, compare=True)
+    register_metric(
+        "forget_jsd_yesno", m.yes_no_distance("jsd"), retrained, "lower", True, "forget JSD (y/n)", compare=True
+    )
+    register_metric(
+        "forget_l2_yesno",
+        m.yes_no_distance("l2"),
+        retrained,
+        "lower",
+        True,
+        "forget L2 (y/n)",
+        table=False,
+        compare=True,
+    )
     register_metric("forget_sym_kl_yesno", m.yes_no_distance("sym_kl"), retrained, "lower")
     register_metric("unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True)
     register_metric("peak_rss_mib", m.cost("peak_rss_mib"), (), "lower")
-    register_metric("trainable_parameters", m.trainable_parameters, (), label="trainable params", fmt="{:,}", table=False, compare=True)
+    register_metric(
+        "trainable_parameters",
+        m.trainable_parameters,
+        (),
+        label="trainable params",
+        fmt="{:,}",
+        table=False,
+        compare=True,
+    )
     register_metric("trainable_share", m.trainable_share, (), label="trainable", fmt="{:.2%}", compare=True)
 
 

@@ -69,9 +69,7 @@ class SafeCheckpointMixin:
         self.start_epoch = metadata["epoch"] + 1
         self.cur_step = metadata["cur_step"]
         self.best_valid_score = metadata["best_valid_score"]
-        self.logger.info(
-            f"Checkpoint loaded; resuming from epoch {self.start_epoch} with a fresh optimizer state."
-        )
+        self.logger.info(f"Checkpoint loaded; resuming from epoch {self.start_epoch} with a fresh optimizer state.")
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         # Before the epoch, the previous one is complete: trained, validated, best checkpoint saved.
@@ -88,15 +86,19 @@ class SafeCheckpointMixin:
         optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
         save_file(optimizer_tensors, optimizer_file + ".tmp")
         os.replace(optimizer_file + ".tmp", optimizer_file)
-        save_checkpoint(self.model, os.path.join(state_dir, "model.safetensors"), {
-            **self.provenance,
-            "next_epoch": next_epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
-            "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()} or None,
-            "optimizer": optimizer_rest,
-            "optimizer_sha256": file_sha256(optimizer_file),
-        })
+        save_checkpoint(
+            self.model,
+            os.path.join(state_dir, "model.safetensors"),
+            {
+                **self.provenance,
+                "next_epoch": next_epoch,
+                "cur_step": self.cur_step,
+                "best_valid_score": float(self.best_valid_score),
+                "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()} or None,
+                "optimizer": optimizer_rest,
+                "optimizer_sha256": file_sha256(optimizer_file),
+            },
+        )
         pointer = os.path.join(self.resume_dir, "latest.json")
         with open(pointer + ".tmp", "w", encoding="utf-8") as f:
             json.dump({"state": os.path.basename(state_dir)}, f)
@@ -110,8 +112,9 @@ class SafeCheckpointMixin:
         state_dir = distributed.on_main(self._latest_state_dir)
         if state_dir is None:
             return 0
-        metadata = load_checkpoint(self.model, os.path.join(state_dir, "model.safetensors"), self.device,
-                                   expect=self.provenance)
+        metadata = load_checkpoint(
+            self.model, os.path.join(state_dir, "model.safetensors"), self.device, expect=self.provenance
+        )
         self.optimizer.load_state_dict(distributed.on_main(lambda: self._optimizer_state(state_dir, metadata)))
         self.start_epoch = metadata["next_epoch"]
         self.cur_step = metadata["cur_step"]
@@ -145,9 +148,7 @@ class SafeCheckpointMixin:
             self.logger.info(f"Loading model parameters from {checkpoint_file}")
         if isinstance(self.eval_collector, GatheringCollector) and eval_data:
             self.eval_collector.total = eval_data.sample_size
-        return super().evaluate(
-            eval_data, load_best_model=False, show_progress=show_progress
-        )
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
 
 class SafeTrainer(SafeCheckpointMixin, Trainer, DistributedModelMixin):

@@ -1,13 +1,19 @@
+"""Shared fixtures and helpers: small real slices of ML-100K, tiny models, per-test working folders."""
+
 import os
+from contextlib import contextmanager
 
 import pytest
 from recbole.data import create_dataset, data_preparation
 
 import recbole_unlearn  # noqa: F401  (registers the plug-in with RecBole)
 from recbole_unlearn import Config
+from recbole_unlearn.unlearn.method import METHODS
 
 # The last 5,000 ratings of ML-100K (timestamp >= 891717908): 3,000 train / 1,000 valid / 1,000 test.
 SMALL_WINDOW = {"timestamp": "[891717908,inf)"}
+# The last 3,000 ratings of ML-100K: enough to run every method, quick enough for each backbone kind.
+QUICK_WINDOW = {"timestamp": "[892431586,inf)"}
 TINY_T5 = {
     "d_model": 64,
     "d_ff": 128,
@@ -17,6 +23,30 @@ TINY_T5 = {
     "num_decoder_layers": 1,
     "dropout_rate": 0.0,
 }
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_SCRIPT = os.path.join(REPO, "run_recbole_unlearn.py")
+
+
+def registered_methods():
+    """Every registered method's name, in ``unlearn_method: all`` order."""
+    return list(METHODS)
+
+
+def result_rows():
+    """The rows of a full run: the Original, Retrain, then every other method."""
+    return ["original", "retrain", *(name for name, method in METHODS.items() if not method.is_retrain)]
+
+
+def rows_by_method(run):
+    return {row["method"]: row for row in run["rows"]}
+
+
+@contextmanager
+def inside(directory):
+    """Work in ``directory`` (for module-scoped fixtures); the previous folder is restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(directory)
+        yield directory
 
 
 @pytest.fixture
@@ -26,24 +56,26 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def quiet(**overrides):
+    """Config keys every test run uses: CPU, no progress bars, warnings only, the small window."""
+    return {"use_gpu": False, "state": "warning", "show_progress": False, "val_interval": SMALL_WINDOW, **overrides}
+
+
 def small_config(model="LLMRec", dataset="ml-100k", config_file_list=None, **overrides):
-    config_dict = {
-        "use_gpu": False,
-        "state": "warning",
-        "show_progress": False,
-        "val_interval": SMALL_WINDOW,
-        "llm_config": TINY_T5,
-        "epochs": 1,
-        "checkpoint_dir": os.path.join(os.getcwd(), "saved"),
-    }
+    config_dict = quiet(llm_config=TINY_T5, epochs=1, checkpoint_dir=os.path.join(os.getcwd(), "saved"))
     config_dict.update(overrides)
     return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+
+def tiny_unlearn_config(output_dir, **overrides):
+    """A tiny-T5 LLMRec protocol on the small window, writing under ``output_dir``."""
+    return quiet(llm_config=TINY_T5, epochs=1, sisa_epochs=1, unlearn_output_dir=str(output_dir), **overrides)
 
 
 @pytest.fixture(scope="module")
 def train(tmp_path_factory):
     """The training split of the tests' ML-100K slice (a DeepFM dataset: no prompts to build)."""
-    os.chdir(tmp_path_factory.mktemp("train"))
-    config = small_config("DeepFM")
-    train_data, _, _ = data_preparation(config, create_dataset(config))
+    with inside(tmp_path_factory.mktemp("train")):
+        config = small_config("DeepFM")
+        train_data, _, _ = data_preparation(config, create_dataset(config))
     return train_data._dataset

@@ -17,22 +17,18 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol, interaction_tokens
 from recbole_unlearn.unlearn.receipt import verify
 
-from conftest import SMALL_WINDOW
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ["retrain", "sisa", "neggrad", "bad_teacher", "e2urec"]
+from conftest import RUN_SCRIPT, SMALL_WINDOW, inside, quiet, registered_methods
 
 
 def config(output_dir, **overrides):
-    return {"use_gpu": False, "state": "warning", "show_progress": False, "val_interval": SMALL_WINDOW,
-            "unlearn_output_dir": str(output_dir), **overrides}
+    return quiet(unlearn_output_dir=str(output_dir), **overrides)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("audit")
-    os.chdir(workdir)
-    return unlearn_one("DeepFM", "ml-100k", config_dict=config(workdir / "out"))
+    with inside(workdir):
+        yield unlearn_one("DeepFM", "ml-100k", config_dict=config(workdir / "out"))
 
 
 def receipt_of(run, method):
@@ -42,7 +38,7 @@ def receipt_of(run, method):
 
 def test_every_method_writes_a_receipt_without_raw_ids(run):
     rows = {row["method"]: row for row in run["rows"]}
-    for method in METHODS:
+    for method in registered_methods():
         receipt = receipt_of(run, method)
         request = receipt["request"]
         assert receipt["method"] == method and "ids" not in request
@@ -57,10 +53,10 @@ def test_every_method_writes_a_receipt_without_raw_ids(run):
     assert receipt_of(run, "e2urec")["hyperparameters"]["e2urec_lora_r"] == 4
 
 
-def test_receipt_ids_hash_names_the_forgotten_users(run, tmp_path):
-    os.chdir(tmp_path)
-    with_ids = unlearn_one("DeepFM", "ml-100k", config_dict=config(
-        tmp_path / "out", unlearn_method="neggrad", unlearn_receipt_ids=True))
+def test_receipt_ids_hash_names_the_forgotten_users(run, workdir):
+    with_ids = unlearn_one(
+        "DeepFM", "ml-100k", config_dict=config(workdir / "out", unlearn_method="neggrad", unlearn_receipt_ids=True)
+    )
     request = receipt_of(with_ids, "neggrad")["request"]
     assert len(request["ids"]) == request["ids_count"] and request["ids"] == sorted(request["ids"])
     assert hashlib.sha256("\n".join(request["ids"]).encode()).hexdigest() == request["ids_sha256"]
@@ -93,9 +89,11 @@ def test_verify_catches_a_changed_checkpoint_and_a_changed_metric(run, tmp_path)
 
 def test_verify_command_line(run):
     out = subprocess.run(
-        [sys.executable, os.path.join(REPO, "run_recbole_unlearn.py"), "verify",
-         os.path.join(run["run_dir"], "receipt-neggrad.json")],
-        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(run["run_dir"])), timeout=300,
+        [sys.executable, RUN_SCRIPT, "verify", os.path.join(run["run_dir"], "receipt-neggrad.json")],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(run["run_dir"])),
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "All checks passed." in out.stdout and "OK   forget_jsd_yesno" in out.stdout
@@ -106,8 +104,7 @@ def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
         f"use_gpu: False\nshow_progress: False\nstate: info\nval_interval: {SMALL_WINDOW}\n"
         "epochs: 12\nstopping_step: 100\ntrain_batch_size: 64\nunlearn_method: retrain\n"
     )
-    command = [sys.executable, os.path.join(REPO, "run_recbole_unlearn.py"), "--model=DeepFM",
-               "--config_files=run.yaml"]
+    command = [sys.executable, RUN_SCRIPT, "--model=DeepFM", "--config_files=run.yaml"]
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pointer = str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "DeepFM-retrain-*" / "latest.json")
     deadline = time.time() + 240
@@ -132,45 +129,65 @@ def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
     assert not glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "*" / "latest.json"))
 
 
-def test_a_second_request_continues_from_the_unlearned_model_and_chains_receipts(run, tmp_path):
-    os.chdir(tmp_path)
+def test_a_second_request_continues_from_the_unlearned_model_and_chains_receipts(run, workdir):
     first_receipt = os.path.join(run["run_dir"], "receipt-e2urec.json")
     first = receipt_of(run, "e2urec")
     config_dir = os.path.dirname(os.path.dirname(run["run_dir"]))
-    second = unlearn_one("DeepFM", "ml-100k", config_dict=config(
-        config_dir, forget_level="item", forget_ratio=0.05, unlearn_method="retrain,neggrad,e2urec",
-        unlearn_after=first_receipt))
+    second = unlearn_one(
+        "DeepFM",
+        "ml-100k",
+        config_dict=config(
+            config_dir,
+            forget_level="item",
+            forget_ratio=0.05,
+            unlearn_method="retrain,neggrad,e2urec",
+            unlearn_after=first_receipt,
+        ),
+    )
     rows = {row["method"]: row for row in second["rows"]}
     assert list(rows) == ["previous", "retrain", "neggrad", "e2urec"]
     receipt = receipt_of(second, "e2urec")
     assert receipt["previous_receipt"]["sha256"] == file_sha256(first_receipt)
     assert receipt["request"]["removed_interactions"] == (
-        first["request"]["forget_interactions"] + receipt["request"]["forget_interactions"])
+        first["request"]["forget_interactions"] + receipt["request"]["forget_interactions"]
+    )
     assert receipt["retrain"][0]["sha256"] != first["retrain"][0]["sha256"]
     checks = verify(os.path.join(second["run_dir"], "receipt-e2urec.json"))
     assert all(ok for _, ok, _ in checks), [c for c in checks if not c[1]]
 
 
-def test_a_second_request_that_adds_nothing_is_refused(run, tmp_path):
-    os.chdir(tmp_path)
+def test_a_second_request_that_adds_nothing_is_refused(run, workdir):
     with pytest.raises(ValueError, match="only names data earlier requests already removed"):
-        unlearn_one("DeepFM", "ml-100k", config_dict=config(
-            tmp_path / "out", unlearn_method="neggrad",
-            unlearn_after=os.path.join(run["run_dir"], "receipt-neggrad.json")))
+        unlearn_one(
+            "DeepFM",
+            "ml-100k",
+            config_dict=config(
+                workdir / "out",
+                unlearn_method="neggrad",
+                unlearn_after=os.path.join(run["run_dir"], "receipt-neggrad.json"),
+            ),
+        )
 
 
 # A one-interaction forget set has one class: its AUC is NaN, as sklearn warns.
 @pytest.mark.filterwarnings("ignore:Only one class is present in y_true")
-def test_sisa_continues_from_its_own_shards(run, tmp_path):
-    os.chdir(tmp_path)
+def test_sisa_continues_from_its_own_shards(run, workdir):
     first_receipt = os.path.join(run["run_dir"], "receipt-sisa.json")
     config_dir = os.path.dirname(os.path.dirname(run["run_dir"]))
     # One retained interaction: request 2 touches one shard only.
     first = UnlearnProtocol(Config(model="DeepFM", dataset="ml-100k", config_dict=config(config_dir)))
     (pair,) = [token.rpartition(":")[0] for token in interaction_tokens(first.subset(first.retain_rows[:1]))]
-    second = unlearn_one("DeepFM", "ml-100k", config_dict=config(
-        config_dir, forget_level="interaction", forget_ids=[pair], unlearn_method="sisa",
-        unlearn_after=first_receipt))
+    second = unlearn_one(
+        "DeepFM",
+        "ml-100k",
+        config_dict=config(
+            config_dir,
+            forget_level="interaction",
+            forget_ids=[pair],
+            unlearn_method="sisa",
+            unlearn_after=first_receipt,
+        ),
+    )
     first_shards = {e["sha256"] for e in receipt_of(run, "sisa")["unlearned"]}
     second_shards = {e["sha256"] for e in receipt_of(second, "sisa")["unlearned"]}
     assert first_shards & second_shards, "untouched shards are the first run's"
@@ -179,9 +196,50 @@ def test_sisa_continues_from_its_own_shards(run, tmp_path):
     assert all(ok for _, ok, _ in checks), [c for c in checks if not c[1]]
 
 
-def test_sisa_cannot_continue_from_a_fine_tuned_model(run, tmp_path):
-    os.chdir(tmp_path)
+def test_sisa_cannot_continue_from_a_fine_tuned_model(run, workdir):
     with pytest.raises(ValueError, match=r"method\(s\) \['sisa'\] cannot continue from a e2urec run"):
-        unlearn_one("DeepFM", "ml-100k", config_dict=config(
-            tmp_path / "out", forget_level="item", forget_ratio=0.05, unlearn_method="sisa",
-            unlearn_after=os.path.join(run["run_dir"], "receipt-e2urec.json")))
+        unlearn_one(
+            "DeepFM",
+            "ml-100k",
+            config_dict=config(
+                workdir / "out",
+                forget_level="item",
+                forget_ratio=0.05,
+                unlearn_method="sisa",
+                unlearn_after=os.path.join(run["run_dir"], "receipt-e2urec.json"),
+            ),
+        )
+
+
+def test_a_second_request_given_on_the_command_line_runs_and_its_chained_receipt_verifies(run, workdir):
+    # Rebuilding the first run must use only what its receipt records, not this command line's flags.
+    first_receipt = os.path.join(run["run_dir"], "receipt-e2urec.json")
+    output_dir = os.path.dirname(run["run_dir"])
+    first = UnlearnProtocol(Config(model="DeepFM", dataset="ml-100k", config_dict=config(output_dir)))
+    pairs = [token.rpartition(":")[0] for token in interaction_tokens(first.subset(first.retain_rows[:3]))]
+    (workdir / "forget.txt").write_text("\n".join(pairs) + "\n")
+    (workdir / "run.yaml").write_text(
+        f"use_gpu: False\nshow_progress: False\nstate: warning\nval_interval: {SMALL_WINDOW}\n"
+        f"unlearn_output_dir: {output_dir}\n"
+    )
+    command = [
+        sys.executable,
+        RUN_SCRIPT,
+        "--model=DeepFM",
+        "--config_files=run.yaml",
+        "--forget_level=interaction",
+        f"--forget_file={workdir / 'forget.txt'}",
+        "--unlearn_method=e2urec",
+        f"--unlearn_after={first_receipt}",
+    ]
+    second = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    run_dir = second.stdout.split("Results: ")[1].split()[0]
+    receipt = os.path.join(run_dir, "receipt-e2urec.json")
+    with open(receipt) as f:
+        assert json.load(f)["request"]["forget_interactions"] == 3
+    checked = subprocess.run(
+        [sys.executable, RUN_SCRIPT, "verify", receipt], cwd=workdir, capture_output=True, text=True, timeout=300
+    )
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
+    assert "OK   previous receipt file" in checked.stdout and "All checks passed." in checked.stdout

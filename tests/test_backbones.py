@@ -1,14 +1,19 @@
 """Causal and masked backbones: tiny random GPT-2 / Llama / BERT checkpoints saved to disk, loaded by
 ``llm_path``, trained on a real ML-100K slice and unlearned by every method."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from transformers import (
     BertConfig,
     BertForMaskedLM,
@@ -29,13 +34,23 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.methods.e2urec import E2URec
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
-from conftest import small_config
-from test_unlearn import METHODS, rows_by_method, tiny_unlearn_config
+from conftest import (
+    QUICK_WINDOW,
+    inside,
+    result_rows,
+    rows_by_method,
+    small_config,
+    tiny_unlearn_config,
+)
 
-# The last 3,000 ratings of ML-100K: enough to run every method, quick enough for each backbone kind.
-QUICK_WINDOW = {"timestamp": "[892431586,inf)"}
-SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "eos_token": "[EOS]", "cls_token": "[CLS]",
-            "sep_token": "[SEP]", "mask_token": "[MASK]"}
+SPECIALS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "eos_token": "[EOS]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
 
 
 def word_tokenizer(corpus, kind):
@@ -55,21 +70,33 @@ def word_tokenizer(corpus, kind):
 def tiny_model(kind, tokenizer):
     vocabulary = vocabulary_size(tokenizer)
     if kind == "gpt2":
-        return GPT2LMHeadModel(GPT2Config(vocab_size=vocabulary, n_embd=64, n_layer=1, n_head=4, n_positions=512,
-                                          pad_token_id=tokenizer.pad_token_id))
+        return GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=vocabulary,
+                n_embd=64,
+                n_layer=1,
+                n_head=4,
+                n_positions=512,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    shared = {
+        "vocab_size": vocabulary,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if kind == "llama":
-        return LlamaForCausalLM(LlamaConfig(vocab_size=vocabulary, hidden_size=64, intermediate_size=128,
-                                            num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
-                                            pad_token_id=tokenizer.pad_token_id))
-    return BertForMaskedLM(BertConfig(vocab_size=vocabulary, hidden_size=64, intermediate_size=128,
-                                      num_hidden_layers=1, num_attention_heads=4, max_position_embeddings=512,
-                                      pad_token_id=tokenizer.pad_token_id))
+        return LlamaForCausalLM(LlamaConfig(**shared, num_key_value_heads=2))
+    return BertForMaskedLM(BertConfig(**shared, max_position_embeddings=512))
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    os.chdir(tmp_path_factory.mktemp("corpus"))
-    return create_dataset(small_config()).prompt_template.vocabulary_text()
+    with inside(tmp_path_factory.mktemp("corpus")):
+        return create_dataset(small_config()).prompt_template.vocabulary_text()
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +113,18 @@ def checkpoints(tmp_path_factory, corpus):
     return paths
 
 
-@pytest.mark.parametrize("model_config, kind", [
-    (T5Config(architectures=["T5ForConditionalGeneration"]), "seq2seq"),
-    (GPT2Config(architectures=["GPT2LMHeadModel"]), "causal"),
-    (LlamaConfig(architectures=["LlamaForCausalLM"]), "causal"),
-    (Qwen2Config(), "causal"),
-    (BertConfig(architectures=["BertForMaskedLM"]), "masked"),
-    (BertConfig(architectures=["BertModel"]), "masked"),  # a sentence-transformers checkpoint: bare encoder
-    (BertConfig(is_decoder=True), "causal"),
-])
+@pytest.mark.parametrize(
+    "model_config, kind",
+    [
+        (T5Config(architectures=["T5ForConditionalGeneration"]), "seq2seq"),
+        (GPT2Config(architectures=["GPT2LMHeadModel"]), "causal"),
+        (LlamaConfig(architectures=["LlamaForCausalLM"]), "causal"),
+        (Qwen2Config(), "causal"),
+        (BertConfig(architectures=["BertForMaskedLM"]), "masked"),
+        (BertConfig(architectures=["BertModel"]), "masked"),  # a sentence-transformers checkpoint: bare encoder
+        (BertConfig(is_decoder=True), "causal"),
+    ],
+)
 def test_kind_is_detected_from_the_checkpoint_config(model_config, kind):
     assert detect_kind(model_config) == kind
 
@@ -108,14 +138,34 @@ def test_llm_kind_overrides_detection_and_is_checked(checkpoints, workdir):
         backbone_kind({"llm_kind": "causal", "llm_path": None})
 
 
-@pytest.mark.parametrize("build, targets", [
-    (lambda: T5ForConditionalGeneration(T5Config(d_model=16, d_ff=32, d_kv=4, num_heads=2, num_layers=1)), ["q", "v"]),
-    (lambda: GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2)), ["c_attn"]),
-    (lambda: LlamaForCausalLM(LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                          num_attention_heads=2, num_key_value_heads=1)), ["q_proj", "v_proj"]),
-    (lambda: BertForMaskedLM(BertConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                        num_attention_heads=2)), ["query", "value"]),
-])
+@pytest.mark.parametrize(
+    "build, targets",
+    [
+        (
+            lambda: T5ForConditionalGeneration(T5Config(d_model=16, d_ff=32, d_kv=4, num_heads=2, num_layers=1)),
+            ["q", "v"],
+        ),
+        (lambda: GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2)), ["c_attn"]),
+        (
+            lambda: LlamaForCausalLM(
+                LlamaConfig(
+                    hidden_size=16,
+                    intermediate_size=32,
+                    num_hidden_layers=1,
+                    num_attention_heads=2,
+                    num_key_value_heads=1,
+                )
+            ),
+            ["q_proj", "v_proj"],
+        ),
+        (
+            lambda: BertForMaskedLM(
+                BertConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+            ),
+            ["query", "value"],
+        ),
+    ],
+)
 def test_lora_targets_are_chosen_per_architecture(build, targets):
     backbone = BACKBONES["causal"](build(), PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel())))
     assert backbone.lora_targets == targets
@@ -123,11 +173,13 @@ def test_lora_targets_are_chosen_per_architecture(build, targets):
 
 
 def test_unknown_architecture_asks_for_explicit_lora_targets():
-    backbone = BACKBONES["causal"](torch.nn.Module(), PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel())))
+    backbone = BACKBONES["causal"](
+        torch.nn.Module(), PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel()))
+    )
     backbone.model.config = GPT2Config()
     backbone.model.config.model_type = "homemade"
     with pytest.raises(ValueError, match="model_type 'homemade'.*e2urec_lora_targets"):
-        backbone.lora_targets
+        _ = backbone.lora_targets
 
 
 @pytest.mark.parametrize("architecture", ["gpt2", "llama", "bert"])
@@ -156,8 +208,11 @@ def quick_settings(checkpoints, tmp_path_factory):
     by one test is the cached Original of the next)."""
     output = tmp_path_factory.mktemp("unlearn-backbones")
     return lambda architecture: tiny_unlearn_config(
-        output / architecture, llm_path=checkpoints[architecture], learning_rate=0.003,
-        val_interval=QUICK_WINDOW, sisa_n_shards=2,
+        output / architecture,
+        llm_path=checkpoints[architecture],
+        learning_rate=0.003,
+        val_interval=QUICK_WINDOW,
+        sisa_n_shards=2,
     )
 
 
@@ -166,7 +221,7 @@ def test_every_method_unlearns_a_causal_and_a_masked_backbone(quick_settings, ar
     """Runs and reports; whether unlearning moves toward Retrain is tested on the T5 (test_unlearn.py):
     one epoch on 1,800 prompts teaches a random one-layer GPT-2 or BERT too little to tell."""
     rows = rows_by_method(unlearn_one("LLMRec", "ml-100k", config_dict=quick_settings(architecture)))
-    assert list(rows) == METHODS
+    assert list(rows) == result_rows()
     for row in rows.values():
         assert all(np.isfinite(row[key]) for key in ("test_auc", "test_logloss", "forget_jsd", "forget_l2_yesno"))
     assert rows["retrain"]["forget_jsd"] == pytest.approx(0, abs=1e-9)
@@ -209,5 +264,6 @@ def test_llm_dtype_loads_the_backbone_in_that_dtype(checkpoints, workdir):
     with torch.no_grad():
         assert torch.isfinite(model.predict(next(iter(train)))).all()
     with pytest.raises(ValueError, match="llm_dtype 'fp8' is not one of"):
-        get_model("LLMRec")(small_config(llm_path=checkpoints["gpt2"], llm_dtype="fp8", val_interval=QUICK_WINDOW),
-                            train._dataset)
+        get_model("LLMRec")(
+            small_config(llm_path=checkpoints["gpt2"], llm_dtype="fp8", val_interval=QUICK_WINDOW), train._dataset
+        )

@@ -7,13 +7,15 @@ import os
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model
 
-from recbole_unlearn.compat import SafeTrainer, load_checkpoint
+from recbole_unlearn.checkpoint import load_checkpoint
 from recbole_unlearn.data.forget import ForgetRequest, read_id_file
-from recbole_unlearn.registry import get_unlearn_methods
+from recbole_unlearn.trainer import SafeTrainer
+from recbole_unlearn.unlearn.method import get_unlearn_methods
 
 from conftest import small_config
 
@@ -46,6 +48,7 @@ def copy_checkpoint(path, directory):
 
 
 # Forget requests.
+
 
 def test_unknown_user_id(train):
     with pytest.raises(ValueError, match=r"forget_ids has 1 user id\(s\) not in the training split.*'999999'"):
@@ -98,7 +101,9 @@ def test_ratio_that_selects_nobody(train):
 
 
 def test_unknown_forget_level():
-    with pytest.raises(ValueError, match=r"forget_level must be one of \['user', 'item', 'interaction'\], got 'session'"):
+    with pytest.raises(
+        ValueError, match=r"forget_level must be one of \['user', 'item', 'interaction'\], got 'session'"
+    ):
         ForgetRequest(level="session")
 
 
@@ -108,6 +113,7 @@ def test_unknown_unlearn_method():
 
 
 # Models and data.
+
 
 def test_llm_path_that_does_not_exist(workdir):
     with pytest.raises(ValueError, match="llm_path '.*no-such-model' does not exist"):
@@ -127,12 +133,17 @@ def test_prompt_template_with_a_missing_field(workdir):
 
 @pytest.mark.parametrize(
     "inter_columns, role",
-    [(["user_id", "item_id", "rating"], "TIME_FIELD 'timestamp'"),
-     (["user_id", "item_id", "timestamp"], "RATING_FIELD 'rating'")],
+    [
+        (["user_id", "item_id", "rating"], "TIME_FIELD 'timestamp'"),
+        (["user_id", "item_id", "timestamp"], "RATING_FIELD 'rating'"),
+    ],
 )
 def test_dataset_without_the_fields_history_needs(workdir, inter_columns, role):
-    load_col = {"inter": inter_columns, "user": ["user_id", "age", "gender", "occupation"],
-                "item": ["item_id", "movie_title"]}
+    load_col = {
+        "inter": inter_columns,
+        "user": ["user_id", "age", "gender", "occupation"],
+        "item": ["item_id", "movie_title"],
+    }
     overrides = {"load_col": load_col, "val_interval": None, "unused_col": None, "normalize_field": None}
     if "timestamp" not in inter_columns:
         overrides["eval_args"] = RATINGS_WITHOUT_TIME
@@ -143,6 +154,7 @@ def test_dataset_without_the_fields_history_needs(workdir, inter_columns, role):
 
 
 # Checkpoints.
+
 
 def test_corrupted_checkpoint(deepfm, tmp_path):
     trainer, test_data, checkpoint = deepfm
@@ -200,6 +212,7 @@ def test_a_refused_checkpoint_changes_neither_the_file_nor_the_model(deepfm):
 
 # The forget-request parser, fuzzed.
 
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_ids_as_ints_strings_or_mixed_select_the_same_users(train, data):
@@ -225,3 +238,12 @@ def test_id_files_with_bom_crlf_blank_lines_and_padding(tmp_path_factory, ids, b
     path = tmp_path_factory.mktemp("ids") / "forget.txt"
     path.write_bytes((("\ufeff" if bom else "") + newline.join(lines)).encode("utf-8"))
     assert read_id_file(path) == ids
+
+
+def test_a_mistyped_key_of_our_namespaces_names_the_closest_key():
+    with pytest.raises(ValueError, match=r"Unknown config key 'e2urec_alfa'.*did you mean 'e2urec_alpha'"):
+        small_config(e2urec_alfa=1.0)
+
+
+def test_recbole_keys_outside_our_namespaces_stay_as_recbole_treats_them():
+    assert small_config(some_recbole_key=1)["some_recbole_key"] == 1

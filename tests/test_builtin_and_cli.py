@@ -10,16 +10,21 @@ from recbole.data import create_dataset, data_preparation
 
 from recbole_unlearn.quick_start import train_and_test
 
-from conftest import SMALL_WINDOW, TINY_T5, small_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import RUN_SCRIPT, SMALL_WINDOW, TINY_T5, small_config
 
 
 def test_deepfm_trains_with_the_plugin_imported(workdir):
     result = train_and_test(
-        "DeepFM", "ml-100k",
-        config_dict={"use_gpu": False, "state": "warning", "show_progress": False,
-                     "val_interval": SMALL_WINDOW, "epochs": 10, "train_batch_size": 128},
+        "DeepFM",
+        "ml-100k",
+        config_dict={
+            "use_gpu": False,
+            "state": "warning",
+            "show_progress": False,
+            "val_interval": SMALL_WINDOW,
+            "epochs": 10,
+            "train_batch_size": 128,
+        },
     )
     assert result["test_result"]["auc"] > 0.6
     assert result["checkpoint"].endswith(".safetensors") and os.path.isfile(result["checkpoint"])
@@ -35,8 +40,7 @@ def test_llmrec_and_deepfm_share_the_split(workdir):
         config = small_config(model)
         parts = data_preparation(config, create_dataset(config))
         splits[model] = [
-            (part._dataset.inter_feat["user_id"].numpy(), part._dataset.inter_feat["item_id"].numpy())
-            for part in parts
+            (part._dataset.inter_feat["user_id"].numpy(), part._dataset.inter_feat["item_id"].numpy()) for part in parts
         ]
     for (u1, i1), (u2, i2) in zip(splits["LLMRec"], splits["DeepFM"]):
         assert np.array_equal(u1, u2) and np.array_equal(i1, i2)
@@ -48,10 +52,19 @@ def test_cli_trains_and_tests_both_models(workdir):
         f"val_interval: {SMALL_WINDOW}\nllm_config: {TINY_T5}\n"
     )
     out = subprocess.run(
-        [sys.executable, os.path.join(REPO, "run_recbole_unlearn.py"), "--model=LLMRec,DeepFM",
-         "--dataset=ml-100k", "--config_files=small.yaml", "--train_batch_size=64",
-         "--unlearn_method=none"],
-        capture_output=True, text=True, cwd=workdir, timeout=600,
+        [
+            sys.executable,
+            RUN_SCRIPT,
+            "--model=LLMRec,DeepFM",
+            "--dataset=ml-100k",
+            "--config_files=small.yaml",
+            "--train_batch_size=64",
+            "--unlearn_method=none",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     table = out.stdout.splitlines()

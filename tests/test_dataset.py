@@ -9,15 +9,15 @@ from recbole.data import create_dataset
 
 from recbole_unlearn.config import BUNDLED_DATASETS
 
-from conftest import small_config
+from conftest import inside, small_config
 
 RAW = os.path.join(BUNDLED_DATASETS, "ml-100k")
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    os.chdir(tmp_path_factory.mktemp("dataset"))
-    return create_dataset(small_config())
+    with inside(tmp_path_factory.mktemp("dataset")):
+        return create_dataset(small_config())
 
 
 @pytest.fixture(scope="module")

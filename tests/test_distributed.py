@@ -17,9 +17,7 @@ import pytest
 from recbole_unlearn.quick_start import run_recbole_unlearn
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
-from conftest import small_config
-from test_backbones import QUICK_WINDOW
-from test_unlearn import tiny_unlearn_config
+from conftest import QUICK_WINDOW, inside, small_config, tiny_unlearn_config
 
 # Trained models differ only by float summation order (gradients reduced across 2 ranks), which an epoch
 # of Adam steps amplifies: distances moved by up to 4.3% (forget_l2 of the Original) when measured.
@@ -35,8 +33,9 @@ def free_port():
 
 
 def settings(output):
-    return tiny_unlearn_config(output, unlearn_method="e2urec", val_interval=QUICK_WINDOW, history_length=3,
-                               e2urec_lora_dropout=0.0)
+    return tiny_unlearn_config(
+        output, unlearn_method="e2urec", val_interval=QUICK_WINDOW, history_length=3, e2urec_lora_dropout=0.0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +43,29 @@ def runs(tmp_path_factory):
     results = {}
     for nproc in (1, 2):
         workdir = tmp_path_factory.mktemp(f"nproc{nproc}")
-        os.chdir(workdir)
-        (result,) = run_recbole_unlearn("LLMRec", "ml-100k", config_dict=settings(workdir / "out"),
-                                        nproc=nproc, world_size=nproc, port=free_port())
+        with inside(workdir):
+            (result,) = run_recbole_unlearn(
+                "LLMRec",
+                "ml-100k",
+                config_dict=settings(workdir / "out"),
+                nproc=nproc,
+                world_size=nproc,
+                port=free_port(),
+            )
         results[nproc] = (workdir, result)
     return results
 
 
 def files_under(directory, run_dir):
-    return sorted(os.path.relpath(os.path.join(root, name), directory).replace(os.path.basename(run_dir), "RUN")
-                  for root, _, names in os.walk(directory) for name in names)
+    return sorted(
+        os.path.relpath(os.path.join(root, name), directory).replace(os.path.basename(run_dir), "RUN")
+        for root, _, names in os.walk(directory)
+        for name in names
+    )
 
 
 def test_two_processes_use_the_same_split_and_forget_set(runs, workdir):
-    plain = UnlearnProtocol(small_config(**settings(workdir / "out"))).fingerprint
+    plain = UnlearnProtocol(small_config(**settings(workdir / "out"))).fingerprints
     for _, result in runs.values():
         assert {key: result["context"][key] for key in plain} == plain
 
@@ -78,16 +86,26 @@ def test_two_processes_give_the_metrics_of_one(runs):
         assert row_two["trainable_parameters"] == row_one["trainable_parameters"]
         for key, value in row_one.items():
             if key not in COSTS and key != "method":
-                assert np.isclose(row_two[key], value, rtol=RTOL, atol=ATOL), (row_one["method"], key, value, row_two[key])
+                assert np.isclose(row_two[key], value, rtol=RTOL, atol=ATOL), (
+                    row_one["method"],
+                    key,
+                    value,
+                    row_two[key],
+                )
 
 
-def test_two_processes_evaluate_a_model_exactly_as_one(runs):
+def test_two_processes_evaluate_a_model_exactly_as_one(runs, monkeypatch):
     """The 1-process run's cached Original and Retrain, evaluated by 2 processes: every metric of every
     sample gathered, none averaged per rank; equal up to float32 rounding (other batch sizes)."""
     one_dir, one = runs[1]
-    os.chdir(one_dir)
-    (again,) = run_recbole_unlearn("LLMRec", "ml-100k", config_dict={**settings(one_dir / "out"), "unlearn_method": "retrain"},
-                                   nproc=2, port=free_port())
+    monkeypatch.chdir(one_dir)
+    (again,) = run_recbole_unlearn(
+        "LLMRec",
+        "ml-100k",
+        config_dict={**settings(one_dir / "out"), "unlearn_method": "retrain"},
+        nproc=2,
+        port=free_port(),
+    )
     for row_one, row_two in zip(one["rows"][:2], again["rows"]):
         for key, value in row_one.items():
             if key not in COSTS and key != "method":

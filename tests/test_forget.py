@@ -1,7 +1,8 @@
 """Forget requests on a real ML-100K training split: invariants (hypothesis); bad requests are in test_bad_inputs.py."""
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recbole_unlearn.data.forget import ForgetRequest, shard_assignment
 

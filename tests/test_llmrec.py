@@ -8,10 +8,10 @@ import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 
-from recbole_unlearn.compat import safe_trainer_for
 from recbole_unlearn.model.llmrec import LLMRec
+from recbole_unlearn.trainer import safe_trainer_for
 
-from conftest import small_config
+from conftest import inside, small_config
 
 
 def build(config):
@@ -25,12 +25,12 @@ def build(config):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    os.chdir(tmp_path_factory.mktemp("llmrec"))
-    config = small_config(epochs=3, learning_rate=0.001)
-    model, trainer, (train, valid, test) = build(config)
-    trainer.fit(train, valid, saved=True)
-    test_result = trainer.evaluate(test, load_best_model=True)
-    return config, model, trainer, test, test_result
+    with inside(tmp_path_factory.mktemp("llmrec")):
+        config = small_config(epochs=3, learning_rate=0.001)
+        model, trainer, (train, valid, test) = build(config)
+        trainer.fit(train, valid, saved=True)
+        test_result = trainer.evaluate(test, load_best_model=True)
+        yield config, model, trainer, test, test_result
 
 
 def predictions(model, data):

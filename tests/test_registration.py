@@ -5,17 +5,23 @@ import os
 import subprocess
 import sys
 
+import pytest
+import recbole.data.dataset
 from recbole.data import create_dataset
 from recbole.data.dataset import Dataset
+from recbole.evaluator import register
 from recbole.model.context_aware_recommender.deepfm import DeepFM
 from recbole.trainer import Trainer
 from recbole.utils import ModelType, get_model, get_trainer
 
 import recbole_unlearn
+from recbole_unlearn import UnlearnMethod, register_method, register_metric
 from recbole_unlearn.config import BUNDLED_DATASETS
 from recbole_unlearn.data.dataset import LLMRecDataset
+from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.model.llmrec import LLMRec
 from recbole_unlearn.trainer import LLMRecTrainer
+from recbole_unlearn.unlearn.method import METHODS
 
 from conftest import small_config
 
@@ -30,10 +36,40 @@ def test_builtin_lookups_unchanged():
     assert get_trainer(ModelType.CONTEXT, "DeepFM") is Trainer
 
 
+def registrations():
+    """Every table registration writes to: RecBole's lookups and metric tables, our methods and metrics."""
+    return {
+        "model": get_model("LLMRec"),
+        "trainer": get_trainer(ModelType.CONTEXT, "LLMRec"),
+        "dataset": recbole.data.dataset.LLMRecDataset,
+        "recbole_metrics": (
+            dict(register.metrics_dict),
+            list(register.smaller_metrics),
+            dict(register.metric_types),
+            dict(register.metric_information),
+        ),
+        "methods": dict(METHODS),
+        "metrics": [(m.name, m.needs, m.better, m.receipt, m.label, m.table, m.compare) for m in METRICS.values()],
+    }
+
+
 def test_registration_is_idempotent():
+    before = registrations()
     recbole_unlearn.register_all()
     recbole_unlearn.register_all()
-    assert get_model("LLMRec") is LLMRec
+    assert registrations() == before
+    assert before["recbole_metrics"][1].count("acc") <= 1 and "acc" in before["recbole_metrics"][0]
+
+
+def test_a_name_taken_by_another_method_or_metric_is_refused():
+    class Impostor(UnlearnMethod):
+        name = "e2urec"
+
+    with pytest.raises(ValueError, match="'e2urec' is taken by"):
+        register_method(Impostor)
+    with pytest.raises(ValueError, match="'test_auc' is taken by"):
+        register_metric("test_auc", lambda evaluation: 0.0)
+    assert METHODS["e2urec"].__name__ == "E2URec"
 
 
 def test_create_dataset_returns_llmrec_dataset(workdir):

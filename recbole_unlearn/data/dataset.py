@@ -54,9 +54,7 @@ class LLMRecDataset(Dataset):
                 )
         k = self.config["history_length"]
         inter = self.inter_feat
-        positions = previous_positions(
-            inter[self.uid_field].values, inter[self.time_field].values, k
-        )
+        positions = previous_positions(inter[self.uid_field].values, inter[self.time_field].values, k)
         items = inter[self.iid_field].values
         ratings = inter[self.config["RATING_FIELD"]].values.astype(np.float64)
         inter[self.history_item_field] = [items[p].astype(str) for p in positions]

@@ -86,9 +86,7 @@ class ForgetRequest:
         if not mask.any():
             raise ValueError(f"The {self.describe()} selects no training interaction: the forget set is empty.")
         if mask.all():
-            raise ValueError(
-                f"The {self.describe()} covers the whole training split: nothing would be retained."
-            )
+            raise ValueError(f"The {self.describe()} covers the whole training split: nothing would be retained.")
         return mask
 
     def _drawn_units(self, units):

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 import psutil
 import torch
 
-
 # The meters now measuring (innermost last).
 _active = []
 

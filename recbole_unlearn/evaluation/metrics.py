@@ -7,8 +7,8 @@ measured on test by RecBole's own evaluator; forgetting on the forget set, by ho
 answer distribution is to the Retrain model's, per sample, averaged (see ``distances``).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -25,9 +25,9 @@ class Metric:
     name: str  # the key in result rows, results.json and receipts
     compute: Callable  # Evaluation -> float
     needs: tuple = ("forget",)  # splits it reads, and "retrained" if it reads the Retrain model's
-    better: Optional[str] = None  # "higher", "lower", or None (a cost, or no direction)
+    better: str | None = None  # "higher", "lower", or None (a cost, or no direction)
     receipt: bool = False  # recorded in receipts and re-checked by verify (deterministic metrics only)
-    label: Optional[str] = None  # column header; None = in results files only, no table column
+    label: str | None = None  # column header; None = in results files only, no table column
     fmt: str = "{:.4f}"
     table: bool = True  # a column of the per-model table (when it has a label)
     compare: bool = False  # a column of the comparison table across models (when it has a label)
@@ -39,8 +39,9 @@ class Metric:
 METRICS = {}
 
 
-def register_metric(name, compute, needs=("forget",), better=None, receipt=False, label=None, fmt="{:.4f}",
-                    table=True, compare=False):
+def register_metric(
+    name, compute, needs=("forget",), better=None, receipt=False, label=None, fmt="{:.4f}", table=True, compare=False
+):
     """Declare a metric (idempotent for the same function); columns appear in registration order."""
     unknown = set(needs) - {*SPLITS, "retrained"}
     if unknown:
@@ -78,7 +79,13 @@ def compute_row(name, evaluation):
     row = {"method": name}
     row.update({metric.name: metric.compute(evaluation) for metric in METRICS.values()})
     if "test" in evaluation.outputs:
-        row.update({f"test_{key}": float(value) for key, value in evaluation.recbole("test").items() if f"test_{key}" not in row})
+        row.update(
+            {
+                f"test_{key}": float(value)
+                for key, value in evaluation.recbole("test").items()
+                if f"test_{key}" not in row
+            }
+        )
     return row
 
 

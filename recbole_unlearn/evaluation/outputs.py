@@ -9,7 +9,6 @@ outputs of one model with its Retrain reference's and its cost; metrics are func
 """
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -87,19 +86,14 @@ class Evaluation:
     cost: dict
     trainable_parameters: int
     total_parameters: int
+    _recbole_results: dict = field(default_factory=dict, repr=False)
 
     def recbole(self, split):
-        """RecBole's evaluator on ``split`` (AUC, LogLoss, ACC and the user's ``metrics``)."""
-        return self._recbole_results[split]
-
-    @cached_property
-    def _recbole_results(self):
-        metrics = list(dict.fromkeys([*RECBOLE_METRICS, *self.config["metrics"]]))
-        evaluator = Evaluator(config_with(self.config, metrics=metrics))
-        results = {}
-        for split, outputs in self.outputs.items():
+        """RecBole's evaluator on ``split`` (AUC, LogLoss, ACC and the user's ``metrics``), computed once."""
+        if split not in self._recbole_results:
+            metrics = list(dict.fromkeys([*RECBOLE_METRICS, *self.config["metrics"]]))
             struct = DataStruct()
-            struct.set("rec.score", torch.from_numpy(outputs.scores))
-            struct.set("data.label", torch.from_numpy(outputs.labels).float())
-            results[split] = evaluator.evaluate(struct)
-        return results
+            struct.set("rec.score", torch.from_numpy(self.outputs[split].scores))
+            struct.set("data.label", torch.from_numpy(self.outputs[split].labels).float())
+            self._recbole_results[split] = Evaluator(config_with(self.config, metrics=metrics)).evaluate(struct)
+        return self._recbole_results[split]

@@ -20,9 +20,14 @@ def markdown_table(rows, compare=False):
     comparison's columns, with the model first)."""
     metrics = table_metrics(compare)
     keys = ["model", "method"] if compare else ["method"]
-    lines = ["| " + " | ".join(keys + [metric.label for metric in metrics]) + " |", "|" + "---|" * (len(keys) + len(metrics))]
+    lines = [
+        "| " + " | ".join(keys + [metric.label for metric in metrics]) + " |",
+        "|" + "---|" * (len(keys) + len(metrics)),
+    ]
     lines += [
-        "| " + " | ".join([str(row[key]) for key in keys] + [metric.show(row[metric.name]) for metric in metrics]) + " |"
+        "| "
+        + " | ".join([str(row[key]) for key in keys] + [metric.show(row[metric.name]) for metric in metrics])
+        + " |"
         for row in rows
     ]
     return "\n".join(lines)
@@ -64,7 +69,8 @@ def write_comparison(results, directory):
         if len({context[key] for context in contexts}) > 1:
             raise ValueError(
                 f"Cannot compare: the models ran on different data ({key} differs: "
-                + ", ".join(f"{c['model']} {c[key][:12]}" for c in contexts) + ")."
+                + ", ".join(f"{c['model']} {c[key][:12]}" for c in contexts)
+                + ")."
             )
     rows = comparison_rows(results)
     shared = {key: contexts[0][key] for key in ("dataset", "forget_request", "seed", *FINGERPRINTS)}
@@ -104,10 +110,17 @@ def tradeoff_plot(rows, path, title):
     figure, axes = plt.subplots(figsize=(6, 4.5))
     for row in rows:
         reference = row["method"] in REFERENCE_ROWS
-        axes.scatter(row["forget_jsd"], row["test_auc"], marker="*" if reference else "o",
-                     s=160 if reference else 60, color="black" if reference else None, zorder=3)
-        axes.annotate(row["method"], (row["forget_jsd"], row["test_auc"]), textcoords="offset points",
-                      xytext=(6, 4), fontsize=9)
+        axes.scatter(
+            row["forget_jsd"],
+            row["test_auc"],
+            marker="*" if reference else "o",
+            s=160 if reference else 60,
+            color="black" if reference else None,
+            zorder=3,
+        )
+        axes.annotate(
+            row["method"], (row["forget_jsd"], row["test_auc"]), textcoords="offset points", xytext=(6, 4), fontsize=9
+        )
     axes.set_xlabel(f"{METRICS['forget_jsd'].label} to Retrain (full answer distribution)")
     axes.set_ylabel(METRICS["test_auc"].label)
     axes.set_title(title)

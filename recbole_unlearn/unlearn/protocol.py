@@ -165,7 +165,9 @@ class UnlearnProtocol:
 
     def original(self):
         """The Original: trained on the whole training split (cached)."""
-        return self.cached("original", config_key(self.config), lambda: self.train("original", self.train_data, self.valid_data))
+        return self.cached(
+            "original", config_key(self.config), lambda: self.train("original", self.train_data, self.valid_data)
+        )
 
     def retrain(self, start):
         """The Retrain model: trained from scratch without everything removed so far (cached)."""

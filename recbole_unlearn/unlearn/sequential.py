@@ -28,6 +28,8 @@ def continue_after(receipt_path, config, methods):
     protocol.check(methods)
     directory = os.path.dirname(os.path.abspath(receipt_path))
     receipt = previous.receipt
-    protocol.start_files = [os.path.join(directory, entry["path"]) for entry in receipt["original"] + receipt["unlearned"]]
+    protocol.start_files = [
+        os.path.join(directory, entry["path"]) for entry in receipt["original"] + receipt["unlearned"]
+    ]
     previous_method.adopt_files(protocol, protocol.start_files)
     return protocol, merge_lora(previous.unlearned), NO_COST

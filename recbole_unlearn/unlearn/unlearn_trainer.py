@@ -7,7 +7,7 @@ gradient clipping and the NaN check behave as in any RecBole training.
 """
 
 import copy
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from recbole.data.interaction import Interaction
@@ -19,7 +19,7 @@ from recbole_unlearn.unlearn.method import UnlearnMethod
 
 class Pair(NamedTuple):
     forget: Interaction
-    retain: Optional[Interaction]
+    retain: Interaction | None
 
     def to(self, device):
         return Pair(self.forget.to(device), self.retain.to(device) if self.retain is not None else None)
@@ -125,8 +125,9 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
 
     def save_unlearned(self, checkpoint_file, provenance):
         """The trainable weights only (the whole model for a full fine-tune, the adapters for LoRA)."""
-        save_checkpoint(self.model, checkpoint_file, {**provenance, "model": type(self.model).__name__},
-                        trainable_only=True)
+        save_checkpoint(
+            self.model, checkpoint_file, {**provenance, "model": type(self.model).__name__}, trainable_only=True
+        )
 
 
 def kl_to_teacher(teacher_logits, student_logits):

@@ -2,10 +2,10 @@ import copy
 
 import torch
 
-from recbole_unlearn.trainer import SafeTrainer
 from recbole_unlearn.config import config_with
 from recbole_unlearn.model.answer import answer_logits, answer_targets
 from recbole_unlearn.model.lora import add_lora, default_targets, matching_layers
+from recbole_unlearn.trainer import SafeTrainer
 from recbole_unlearn.unlearn.unlearn_trainer import PairedBatches, UnlearnTrainer, kl_to_teacher
 
 

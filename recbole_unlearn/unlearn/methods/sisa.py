@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from recbole_unlearn.data.forget import shard_assignment
 from recbole_unlearn.config import config_with
+from recbole_unlearn.data.forget import shard_assignment
 from recbole_unlearn.model.answer import answer_logits, yes_no_logits
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
@@ -58,7 +58,9 @@ class SISA(UnlearnMethod):
             in_shard = shards == shard
             if (in_shard & protocol.forget_mask).any():
                 rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
-                models.append(protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), valid_data, shard_config))
+                models.append(
+                    protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), valid_data, shard_config)
+                )
             elif isinstance(start, ShardEnsemble):
                 models.append(start.shards[shard])
             else:
@@ -72,4 +74,6 @@ class SISA(UnlearnMethod):
 
     @classmethod
     def load(cls, protocol, start, paths):
-        return ShardEnsemble([protocol.load(name, path)[0] for name, path in zip(cls.file_names(protocol.config), paths)])
+        return ShardEnsemble(
+            [protocol.load(name, path)[0] for name, path in zip(cls.file_names(protocol.config), paths)]
+        )

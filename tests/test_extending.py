@@ -1,0 +1,77 @@
+"""Extension points: a metric added in one function plus one registration line reaches every output."""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from recbole_unlearn.evaluation.metrics import METRICS
+from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.unlearn.receipt import verify
+
+from conftest import RUN_SCRIPT, quiet
+
+# The example of docs/extending.md, verbatim.
+METRIC_MODULE = '''
+from recbole_unlearn import register_metric
+
+
+def forget_brier(evaluation):
+    """Brier score on the forget set: mean squared gap between P(like) and the label."""
+    forget = evaluation.outputs["forget"]
+    return float(((forget.like - forget.labels) ** 2).mean())
+
+
+register_metric("forget_brier", forget_brier, needs=["forget"], better="lower", receipt=True, label="forget Brier")
+'''
+
+
+@pytest.fixture
+def brier(tmp_path, monkeypatch):
+    (tmp_path / "my_metrics.py").write_text(textwrap.dedent(METRIC_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("my_metrics")
+    yield module
+    METRICS.pop("forget_brier", None)
+    sys.modules.pop("my_metrics", None)
+
+
+def test_a_metric_in_a_user_module_reaches_results_table_receipts_and_verify(brier, workdir):
+    run = unlearn_one("DeepFM", "ml-100k", config_dict=quiet(unlearn_method="neggrad", unlearn_output_dir=str(workdir)))
+    with open(os.path.join(run["run_dir"], "results.json")) as f:
+        rows = {row["method"]: row for row in json.load(f)["results"]}
+    assert (
+        0 < rows["neggrad"]["forget_brier"] < 1 and rows["neggrad"]["forget_brier"] != rows["original"]["forget_brier"]
+    )
+    with open(os.path.join(run["run_dir"], "results.md")) as f:
+        assert "forget Brier" in f.readline()
+    receipt = os.path.join(run["run_dir"], "receipt-neggrad.json")
+    with open(receipt) as f:
+        assert json.load(f)["metrics"]["forget_brier"] == rows["neggrad"]["forget_brier"]
+    checks = {name: ok for name, ok, _ in verify(receipt)}
+    assert checks["forget_brier"] and all(checks.values())
+
+
+def test_the_documented_example_is_the_tested_one():
+    with open(os.path.join(os.path.dirname(RUN_SCRIPT), "docs", "extending.md")) as f:
+        assert METRIC_MODULE.strip() in f.read()
+
+
+@pytest.mark.parametrize(
+    "flag, hint",
+    [
+        ("--neggrad_lerning_rate=1e-4", "did you mean 'neggrad_learning_rate'"),
+        ("--forget_levl=item", "did you mean 'forget_level'"),
+        ("--unlearn_methd=e2urec", "did you mean 'unlearn_method'"),
+    ],
+)
+def test_a_mistyped_key_fails_on_the_command_line_naming_the_closest_key(workdir, flag, hint):
+    out = subprocess.run(
+        [sys.executable, RUN_SCRIPT, "--model=DeepFM", flag], cwd=workdir, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode != 0
+    assert f"Unknown config key '{flag[2:].split('=')[0]}'" in out.stderr and hint in out.stderr
