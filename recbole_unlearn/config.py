@@ -71,17 +71,36 @@ def check_declared(user_keys):
             raise ValueError(f"Unknown config key '{key}': no recbole-unlearn default declares it{hint}")
 
 
-class Config(RecBoleConfig):
-    def _merge_external_config_dict(self):
-        super()._merge_external_config_dict()
-        check_declared(self.external_config_dict)
+_recbole_load_internal_config_dict = RecBoleConfig._load_internal_config_dict
 
-    def _load_internal_config_dict(self, model, model_class, dataset):
-        super()._load_internal_config_dict(model, model_class, dataset)
-        for path in property_files(model, model_class, dataset):
-            config_dict = self._update_internal_config_dict(path)
-            if "dataset" in os.path.basename(os.path.dirname(path)):
-                self.parameters["Dataset"] += [key for key in config_dict if key not in self.parameters["Dataset"]]
+
+def uses_recbole_unlearn(config, model_class):
+    """Whether our defaults apply to a Config: always for ours; for RecBole's own, when the model is ours or
+    the user selected an unlearning method."""
+    if isinstance(config, Config) or model_class.__module__.startswith("recbole_unlearn."):
+        return True
+    return config.external_config_dict.get("unlearn_method") not in (None, "none")
+
+
+def load_internal_config_dict(config, model, model_class, dataset):
+    """RecBole's internal YAML files, then ours where they apply, below the user's files, dicts and command
+    line. ``registry`` installs this on RecBole's own Config too, so ``recbole.config.Config`` and
+    ``run_recbole`` see the same values as ours."""
+    _recbole_load_internal_config_dict(config, model, model_class, dataset)
+    if not uses_recbole_unlearn(config, model_class):
+        return
+    check_declared(config.external_config_dict)
+    for path in property_files(model, model_class, dataset):
+        config_dict = config._update_internal_config_dict(path)
+        if "dataset" in os.path.basename(os.path.dirname(path)):
+            config.parameters["Dataset"] += [key for key in config_dict if key not in config.parameters["Dataset"]]
+
+
+class Config(RecBoleConfig):
+    """RecBole's Config with our defaults; a local dataset copy wins over the one in the recbole wheel, and a
+    multi-process run on CPU joins a gloo group."""
+
+    _load_internal_config_dict = load_internal_config_dict
 
     def _init_device(self):
         """RecBole's device set-up, except that a multi-process run (``local_rank`` set by

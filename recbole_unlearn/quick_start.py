@@ -13,12 +13,10 @@ from recbole.utils import get_local_time, get_model, init_logger, init_seed
 
 from recbole_unlearn import distributed
 from recbole_unlearn.config import Config
-from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_comparison, write_results
+from recbole_unlearn.evaluation.report import write_comparison
 from recbole_unlearn.trainer import safe_trainer_for
-from recbole_unlearn.unlearn.method import get_unlearn_methods
-from recbole_unlearn.unlearn.protocol import UnlearnProtocol, split_sha256
-from recbole_unlearn.unlearn.receipt import write_receipt
-from recbole_unlearn.unlearn.sequential import continue_after
+from recbole_unlearn.unlearn.experiment import check_supported, run_experiment
+from recbole_unlearn.unlearn.protocol import split_sha256
 
 # The root-logger handlers our last ``init_logger`` call installed.
 _run_log_handlers = []
@@ -138,66 +136,12 @@ def run_recbole_unlearn(
     return results
 
 
-def check_supported(config):
-    """Fail before any data is read if a selected method cannot unlearn the configured model."""
-    reasons = {}
-    for method in get_unlearn_methods(config["unlearn_method"]):
-        reason = method.unsupported_reason(config)
-        if reason:
-            reasons.setdefault(reason, []).append(method.name)
-    if reasons:
-        raise ValueError(
-            "; ".join(
-                f"Model {config['model']} cannot be unlearned by method(s) {', '.join(names)}: {reason}"
-                for reason, names in reasons.items()
-            )
-            + "."
-        )
-
-
 def unlearn_one(model, dataset, config_file_list=None, config_dict=None, config=None):
-    """Original -> forget request -> Retrain -> each selected method -> evaluation, for one model."""
+    """Original -> forget request -> Retrain -> each selected method -> evaluation, for one model
+    (``recbole_unlearn.unlearn.experiment``), logged to the model's own log file."""
     config = config or Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    check_supported(config)
-    methods = get_unlearn_methods(config["unlearn_method"])
-    logger = start_run(config)
-
-    previous = config["unlearn_after"]
-    if previous:
-        protocol, start, start_cost = continue_after(previous, config, methods)
-        start_name = "previous"
-    else:
-        protocol = UnlearnProtocol(config)
-        protocol.check(methods)
-        (start, start_cost), start_name = protocol.original(), "original"
-    retrained, retrain_cost = protocol.retrain(start)
-    retrain_row, retrained_outputs = protocol.evaluate("retrain", retrained, retrain_cost, retrained)
-    start_row, _ = protocol.evaluate(start_name, start, start_cost, retrained, retrained_outputs)
-    rows = [start_row, retrain_row]
-    writes_files = distributed.is_main()
-    for method in methods:
-        if method.is_retrain:
-            row, cost = retrain_row, retrain_cost
-        else:
-            unlearned, cost = protocol.unlearn(method, start)
-            row, _ = protocol.evaluate(method.name, unlearned, cost, retrained, retrained_outputs)
-            rows.append(row)
-        if writes_files:
-            write_receipt(protocol, method, row, cost, previous)
-
-    context = {
-        "model": model,
-        "dataset": dataset,
-        "forget_request": protocol.request.describe(),
-        "forget_interactions": len(protocol.forget_rows),
-        "retain_interactions": len(protocol.retain_rows),
-        "removed_interactions": int(protocol.removed_mask.sum()),
-        "seed": config["seed"],
-        **protocol.fingerprints,
-    }
-    if writes_files:
-        write_results(rows, protocol.run_dir, context)
-        title = f"{model} on {dataset}: {context['forget_request']}"
-        tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), title)
-        logger.info("\n" + markdown_table(rows))
-    return {"rows": rows, "run_dir": protocol.run_dir, "context": context}
+    start_run(config)
+    result = run_experiment(config)
+    # The results are data (they may cross processes); the unlearned model is in the run folder.
+    del result["model"]
+    return result

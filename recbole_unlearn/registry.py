@@ -4,6 +4,12 @@
   we publish our model modules under those names in ``sys.modules``.
 - ``recbole.utils.get_trainer`` looks for ``recbole.trainer.<Model>Trainer``, and
   ``recbole.data.create_dataset`` for ``recbole.data.dataset.<Model>Dataset``: we add attributes there.
+  LLMRec's trainer runs the unlearning experiment when the config names a method.
+- RecBole's ``Config`` reads model and dataset YAML only from its own folder: its
+  ``_load_internal_config_dict`` also merges ours when our model or an unlearning method is configured
+  (``config.load_internal_config_dict``), so RecBole's Config, ``run_recbole`` and ``objective_function``
+  see the values ours does.
+- ``run_recbole`` calls ``get_flops``, which deep-copies the model: LLMRec's is not counted.
 - RecBole builds its metric tables at import: we merge the classes of our RecBole metric module in.
 - Unlearning methods (``unlearn_method`` selects them): the built-in ones, then those other packages
   declare in the ``recbole_unlearn.methods`` entry-point group.
@@ -11,28 +17,33 @@
 Every step is idempotent, so importing recbole_unlearn twice (or reloading) changes nothing.
 """
 
+import functools
 import importlib
 import sys
 from importlib.metadata import entry_points
 
+import recbole.config
 import recbole.data.dataset
 import recbole.trainer
+import recbole.utils
 from recbole.evaluator import register
 
+from recbole_unlearn.config import load_internal_config_dict
 from recbole_unlearn.data.dataset import LLMRecDataset
 from recbole_unlearn.evaluation import metrics as m
 from recbole_unlearn.evaluation.metrics import register_metric
 from recbole_unlearn.model import llmrec
-from recbole_unlearn.trainer import LLMRecTrainer
+from recbole_unlearn.model.answer import has_answer_vocabulary
 from recbole_unlearn.unlearn.method import register_method
 from recbole_unlearn.unlearn.methods.bad_teacher import BadTeacher
 from recbole_unlearn.unlearn.methods.e2urec import E2URec
 from recbole_unlearn.unlearn.methods.neggrad import NegGrad
 from recbole_unlearn.unlearn.methods.retrain import Retrain
 from recbole_unlearn.unlearn.methods.sisa import SISA
+from recbole_unlearn.unlearn.recbole_flow import ConfiguredLLMRecTrainer
 
 MODEL_MODULES = {"recbole.model.context_aware_recommender.llmrec": llmrec}
-TRAINERS = {"LLMRecTrainer": LLMRecTrainer}
+TRAINERS = {"LLMRecTrainer": ConfiguredLLMRecTrainer}
 DATASETS = {"LLMRecDataset": LLMRecDataset}
 RECBOLE_METRIC_MODULES = ["recbole_unlearn.evaluation.recbole_metrics"]
 # In this order for ``unlearn_method: all``.
@@ -55,6 +66,29 @@ def register_trainers():
 def register_datasets():
     for name, dataset_class in DATASETS.items():
         setattr(recbole.data.dataset, name, dataset_class)
+
+
+def register_config():
+    recbole.config.Config._load_internal_config_dict = load_internal_config_dict
+
+
+def register_flops_guard():
+    """Wrap RecBole's ``get_flops`` (where ``run_recbole`` will look it up) so it skips LLM backbones."""
+    if hasattr(recbole.utils.get_flops, "__wrapped__"):
+        return
+    count = recbole.utils.get_flops
+
+    @functools.wraps(count)
+    def get_flops(model, dataset, device, logger, transform, verbose=False):
+        if has_answer_vocabulary(model):
+            logger.info("FLOPs not counted: RecBole's get_flops deep-copies the model, an LLM backbone here.")
+            return "not counted"
+        return count(model, dataset, device, logger, transform, verbose)
+
+    recbole.utils.get_flops = recbole.utils.utils.get_flops = get_flops
+    quick_start = sys.modules.get("recbole.quick_start.quick_start")
+    if quick_start is not None:
+        quick_start.get_flops = get_flops
 
 
 def register_recbole_metrics():
@@ -117,6 +151,8 @@ def register_metrics():
 
 
 def register_all():
+    register_config()
+    register_flops_guard()
     register_models()
     register_trainers()
     register_datasets()

@@ -163,8 +163,10 @@ _safe_trainers = {Trainer: SafeTrainer}
 
 
 def safe_trainer_for(config):
-    """The trainer class RecBole picks for ``config['model']``, with safe checkpoints."""
-    return safe_trainer_class(get_trainer(config["MODEL_TYPE"], config["model"]))
+    """The training loop RecBole picks for ``config['model']``, with safe checkpoints (a trainer class that
+    chooses by config, as LLMRec's does, names its plain loop in ``training_class``)."""
+    trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
+    return safe_trainer_class(getattr(trainer_class, "training_class", trainer_class))
 
 
 def safe_trainer_class(trainer_class):

@@ -22,13 +22,15 @@ from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.model.llmrec import LLMRec
 from recbole_unlearn.trainer import LLMRecTrainer
 from recbole_unlearn.unlearn.method import METHODS
+from recbole_unlearn.unlearn.recbole_flow import ConfiguredLLMRecTrainer
 
 from conftest import small_config
 
 
 def test_recbole_lookups_find_the_plugin():
     assert get_model("LLMRec") is LLMRec
-    assert get_trainer(ModelType.CONTEXT, "LLMRec") is LLMRecTrainer
+    assert get_trainer(ModelType.CONTEXT, "LLMRec") is ConfiguredLLMRecTrainer
+    assert issubclass(ConfiguredLLMRecTrainer, LLMRecTrainer)
 
 
 def test_builtin_lookups_unchanged():

@@ -90,8 +90,17 @@ def register_method(method_class):
     return method_class
 
 
+def selects_unlearning(config):
+    """Whether RecBole's own flow (``run_recbole``, ``objective_function``) should run the protocol: only
+    when the user named a method (our own entry points run every method by default)."""
+    return config["unlearn_method"] not in (None, "none")
+
+
 def get_unlearn_methods(names):
-    """The method classes named by ``unlearn_method``: one name, a comma-separated list, or ``all``."""
+    """The method classes named by ``unlearn_method``: one name, a comma-separated list, or ``all`` (also
+    ``~``, the default)."""
+    if names is None:
+        return list(METHODS.values())
     if isinstance(names, str):
         names = list(METHODS) if names.strip() == "all" else names.split(",")
     unknown = [name for name in names if name.strip() not in METHODS]

@@ -1,0 +1,75 @@
+"""One unlearning experiment for one model, in order: Original (or a previous request's model) ->
+forget request -> Retrain -> each selected method -> evaluation -> results, plot and receipts."""
+
+import os
+from logging import getLogger
+
+from recbole_unlearn import distributed
+from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
+from recbole_unlearn.unlearn.method import get_unlearn_methods
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.receipt import write_receipt
+from recbole_unlearn.unlearn.sequential import continue_after
+
+
+def check_supported(config):
+    """Fail before any data is read if a selected method cannot unlearn the configured model."""
+    reasons = {}
+    for method in get_unlearn_methods(config["unlearn_method"]):
+        reason = method.unsupported_reason(config)
+        if reason:
+            reasons.setdefault(reason, []).append(method.name)
+    if reasons:
+        raise ValueError(
+            "; ".join(
+                f"Model {config['model']} cannot be unlearned by method(s) {', '.join(names)}: {reason}"
+                for reason, names in reasons.items()
+            )
+            + "."
+        )
+
+
+def run_experiment(config):
+    """The experiment ``config`` describes: ``rows`` (one per model), ``run_dir``, ``context`` and ``model``
+    (the last method's unlearned model)."""
+    check_supported(config)
+    methods = get_unlearn_methods(config["unlearn_method"])
+    previous = config["unlearn_after"]
+    if previous:
+        protocol, start, start_cost = continue_after(previous, config, methods)
+        start_name = "previous"
+    else:
+        protocol = UnlearnProtocol(config)
+        protocol.check(methods)
+        (start, start_cost), start_name = protocol.original(), "original"
+    retrained, retrain_cost = protocol.retrain(start)
+    retrain_row, retrained_outputs = protocol.evaluate("retrain", retrained, retrain_cost, retrained)
+    start_row, _ = protocol.evaluate(start_name, start, start_cost, retrained, retrained_outputs)
+    rows, model = [start_row, retrain_row], retrained
+    writes_files = distributed.is_main()
+    for method in methods:
+        if method.is_retrain:
+            row, cost, model = retrain_row, retrain_cost, retrained
+        else:
+            model, cost = protocol.unlearn(method, start)
+            row, _ = protocol.evaluate(method.name, model, cost, retrained, retrained_outputs)
+            rows.append(row)
+        if writes_files:
+            write_receipt(protocol, method, row, cost, previous)
+
+    context = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "forget_request": protocol.request.describe(),
+        "forget_interactions": len(protocol.forget_rows),
+        "retain_interactions": len(protocol.retain_rows),
+        "removed_interactions": int(protocol.removed_mask.sum()),
+        "seed": config["seed"],
+        **protocol.fingerprints,
+    }
+    if writes_files:
+        write_results(rows, protocol.run_dir, context)
+        title = f"{config['model']} on {config['dataset']}: {context['forget_request']}"
+        tradeoff_plot(rows, os.path.join(protocol.run_dir, "tradeoff.png"), title)
+        getLogger().info("\n" + markdown_table(rows))
+    return {"rows": rows, "run_dir": protocol.run_dir, "context": context, "model": model}
