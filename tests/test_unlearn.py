@@ -15,10 +15,12 @@ from recbole_unlearn.evaluation.distances import (
     symmetric_kl,
 )
 from recbole_unlearn.evaluation.metrics import METRICS
+from recbole_unlearn.model.answer import answer_logits
 from recbole_unlearn.provenance import file_sha256
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.methods.e2urec import E2URec, forgetting_teacher_logits
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
 
 from conftest import (
     inside,
@@ -112,3 +114,27 @@ def test_distances_match_scipy():
     assert np.allclose(js_divergence(tp, tq).numpy(), [jensenshannon(a, b) ** 2 for a, b in zip(p, q)])
     assert np.allclose(l2_distance(tp, tq).numpy(), np.linalg.norm(p - q, axis=1))
     assert np.allclose(symmetric_kl(tp, tq).numpy(), [0.5 * (entropy(a, b) + entropy(b, a)) for a, b in zip(p, q)])
+
+
+@pytest.mark.parametrize("budget_mib", [1024, 0])
+def test_frozen_teacher_outputs_are_computed_once_per_sample_within_the_budget(first_run, output_dir, budget_mib):
+    protocol = UnlearnProtocol(small_config("LLMRec", **tiny_unlearn_config(output_dir / "out")))
+    original, _ = protocol.original()
+    original.eval()
+    forget = protocol.subset_loader(protocol.forget_rows, 16)
+    computed = []
+
+    def teacher(interaction):
+        computed.append(len(interaction))
+        return answer_logits(original, interaction)
+
+    memo = FrozenOutputs(protocol.config, budget_mib, forget)
+    for batch in forget:
+        memo("teacher", batch, teacher)
+    for batch in forget:  # another epoch, other batches
+        with torch.no_grad():
+            fresh = answer_logits(original, batch)
+        # Computed in another batch: equal up to float rounding (padding is masked).
+        assert torch.allclose(memo("teacher", batch, teacher), fresh, atol=1e-5)
+    passes = 1 if budget_mib else 2
+    assert sum(computed) == passes * len(protocol.forget_rows)

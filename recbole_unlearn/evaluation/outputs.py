@@ -15,10 +15,11 @@ import torch
 from recbole.evaluator import Evaluator
 from recbole.evaluator.collector import DataStruct
 
+from recbole_unlearn.batching import restore_order
 from recbole_unlearn.config import config_with
 from recbole_unlearn.distributed import gather_rows
 from recbole_unlearn.evaluation.distances import DISTANCES
-from recbole_unlearn.model.answer import answer_logits, has_answer_vocabulary, yes_no_logits
+from recbole_unlearn.model.answer import answer_logits, has_answer_vocabulary, yes_no_within
 
 # RecBole metrics every row reports (the user's ``metrics`` are added to them).
 RECBOLE_METRICS = ("AUC", "LogLoss", "ACC")
@@ -30,6 +31,9 @@ class SplitOutputs:
     scores: np.ndarray
     yes_no: np.ndarray  # [samples, 2] probabilities of (like, not like), float64
     vocab_distances: dict = field(default_factory=dict)  # name -> per-sample distance to the retrained model
+    # The full answer distribution per batch of the loader, kept (within a memory budget) when this is the
+    # Retrain model's, so other models' distances to it need no second pass of the Retrain model.
+    answers: list = None
 
     @property
     def like(self):
@@ -41,38 +45,56 @@ def _probabilities(logits):
     return torch.softmax(logits.double(), dim=-1)
 
 
-def _scores_and_two_way(model, interaction):
-    logits = yes_no_logits(model, interaction)
-    # LLMRec's predict is the softmax of these logits; a CTR model's predict is its own (one more pass).
-    scores = torch.softmax(logits, dim=-1)[:, 0] if has_answer_vocabulary(model) else model.predict(interaction)
-    return scores, logits
+def _forward(model, interaction):
+    """One pass: the full answer logits, the (like, not like) logits within them, and the model's score."""
+    answers = answer_logits(model, interaction)
+    two_way = yes_no_within(model, answers)
+    # LLMRec's predict is the softmax of the two-way logits; a CTR model's predict is its own (a cheap pass).
+    scores = torch.softmax(two_way, dim=-1)[:, 0] if has_answer_vocabulary(model) else model.predict(interaction)
+    return answers, two_way, scores
 
 
-@torch.no_grad()
-def collect_outputs(model, data, label_field, retrained=None):
-    """``model``'s outputs on every sample of ``data`` (an evaluation loader), in loader order.
+@torch.inference_mode()
+def collect_outputs(model, data, label_field, retrained=None, retrained_answers=None, keep_answers_mib=0):
+    """``model``'s outputs on every sample of ``data`` (an evaluation loader), in dataset order.
 
+    Distances to the Retrain model's full answer distribution come from ``retrained_answers`` (a
+    ``SplitOutputs.answers`` of the same loader) or else from running ``retrained`` (which may be
+    ``model`` itself). ``keep_answers_mib``: keep this model's answers if they fit in that many MiB.
     In a multi-process run each rank scores its share; the rows are gathered so every rank holds all."""
     model.eval()
     if retrained is not None:
         retrained.eval()
-    columns = {}
-    for batch in data:
+    measures_distance = retrained is not None or retrained_answers is not None
+    columns, answers, kept_bytes = {}, [] if keep_answers_mib else None, 0
+    for index, batch in enumerate(data):
         interaction = batch[0]
-        scores, logits = _scores_and_two_way(model, interaction)
-        row = {"score": scores, "label": interaction[label_field].double(), "yes_no": _probabilities(logits)}
-        if retrained is not None:
-            p = _probabilities(answer_logits(model, interaction))
-            q = _probabilities(answer_logits(retrained, interaction))
+        full, two_way, scores = _forward(model, interaction)
+        row = {"score": scores, "label": interaction[label_field].double(), "yes_no": _probabilities(two_way)}
+        if measures_distance or answers is not None:
+            p = _probabilities(full)
+        if measures_distance:
+            if retrained_answers is not None:
+                q = retrained_answers[index]
+            else:
+                q = p if retrained is model else _probabilities(answer_logits(retrained, interaction))
             row.update({name: distance(p, q) for name, distance in DISTANCES.items()})
+        if answers is not None:
+            kept_bytes += p.numel() * p.element_size()
+            answers = [*answers, p] if kept_bytes <= keep_answers_mib * 2**20 else None
         for name, values in row.items():
             columns.setdefault(name, []).append(values)
-    columns = {name: gather_rows(torch.cat(parts), data.sample_size).cpu().numpy() for name, parts in columns.items()}
+    order = getattr(data, "order", None)
+    columns = {
+        name: restore_order(gather_rows(torch.cat(parts), data.sample_size).cpu().numpy(), order)
+        for name, parts in columns.items()
+    }
     return SplitOutputs(
         labels=columns.pop("label"),
         scores=columns.pop("score"),
         yes_no=columns.pop("yes_no"),
         vocab_distances=columns,
+        answers=answers,
     )
 
 

@@ -43,6 +43,12 @@ def yes_no_logits(model, interaction):
     return answer_logits(model, interaction)
 
 
+def yes_no_within(model, logits):
+    """The (like, not like) logits within ``answer_logits(model, ...)``'s output (the same for a CTR model)."""
+    answer_ids = getattr(model, "answer_ids", None)
+    return logits if answer_ids is None else logits[:, answer_ids]
+
+
 def answer_targets(model, interaction, label_field):
     """The index of each sample's true answer in ``answer_logits``."""
     if has_answer_vocabulary(model):

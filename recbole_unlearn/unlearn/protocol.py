@@ -12,6 +12,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_local_time, get_model, init_seed
 
 from recbole_unlearn import distributed
+from recbole_unlearn.batching import length_sorted
 from recbole_unlearn.checkpoint import load_checkpoint
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.loaders import eval_loader, train_loader
@@ -78,6 +79,10 @@ class UnlearnProtocol:
         self.retain_rows = np.flatnonzero(~self.removed_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.example = next(iter(self.forget_data))[0]
+        self.eval_loaders = {
+            split: length_sorted(data)
+            for split, data in (("test", self.test_data), ("valid", self.valid_data), ("forget", self.forget_data))
+        }
         self.fingerprints = {
             "split_sha256": split_sha256(self.train_data, self.valid_data, self.test_data),
             "forget_sha256": self.rows_sha256(self.forget_rows),
@@ -188,19 +193,32 @@ class UnlearnProtocol:
             model = method.run(self, start)
         return model, meter.summary()
 
-    def outputs(self, model, retrained):
-        """``model``'s outputs on every split a registered metric reads."""
-        loaders = {"test": self.test_data, "valid": self.valid_data, "forget": self.forget_data}
+    def outputs(self, model, retrained, retrained_outputs=None):
+        """``model``'s outputs on every split a registered metric reads, each split in prompt-length order;
+        on the forget set also its distances to the Retrain model (whose answers ``retrained_outputs`` may
+        hold). Evaluating the Retrain model itself keeps its forget-set answers within
+        ``unlearn_eval_cache_max_mib``."""
         label = self.config["LABEL_FIELD"]
-        return {
-            split: collect_outputs(model, loaders[split], label, retrained if split == "forget" else None)
-            for split in needed_splits()
-        }
+        outputs = {}
+        for split in needed_splits():
+            if split != "forget":
+                outputs[split] = collect_outputs(model, self.eval_loaders[split], label)
+                continue
+            kept = retrained_outputs["forget"].answers if retrained_outputs else None
+            outputs[split] = collect_outputs(
+                model,
+                self.eval_loaders[split],
+                label,
+                retrained=None if kept is not None else retrained,
+                retrained_answers=kept,
+                keep_answers_mib=self.config["unlearn_eval_cache_max_mib"] if retrained is model else 0,
+            )
+        return outputs
 
     def evaluate(self, name, model, cost, retrained, retrained_outputs=None):
-        """The result row of ``model``; ``retrained_outputs`` = Retrain's own ``outputs`` (computed here
-        when ``model`` is the Retrain model)."""
-        outputs = self.outputs(model, retrained)
+        """The result row of ``model``, and its outputs; ``retrained_outputs`` = the Retrain model's own
+        (computed here when ``model`` is the Retrain model)."""
+        outputs = self.outputs(model, retrained, retrained_outputs)
         evaluation = Evaluation(
             config=self.config,
             outputs=outputs,

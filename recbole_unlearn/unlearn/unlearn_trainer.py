@@ -7,6 +7,7 @@ gradient clipping and the NaN check behave as in any RecBole training.
 """
 
 import copy
+from logging import getLogger
 from typing import NamedTuple
 
 import torch
@@ -128,6 +129,36 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
         save_checkpoint(
             self.model, checkpoint_file, {**provenance, "model": type(self.model).__name__}, trainable_only=True
         )
+
+
+class FrozenOutputs:
+    """Outputs of frozen models per training sample, computed on first use and reused in later epochs,
+    within ``budget_mib`` (beyond it, computed per batch). A sample is known by its user and item ids,
+    so a subset with a repeated user-item pair is not cached."""
+
+    def __init__(self, config, budget_mib, *loaders):
+        self.fields = (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])
+        self.budget, self.used, self.rows = budget_mib * 2**20, 0, {}
+        for loader in loaders:
+            if loader is not None and not self._unique(loader._dataset):
+                self.budget = 0
+                getLogger().warning("A training subset repeats a user-item pair: frozen outputs are not cached.")
+
+    def _unique(self, dataset):
+        pairs = set(zip(*(dataset.inter_feat[field].tolist() for field in self.fields)))
+        return len(pairs) == len(dataset)
+
+    @torch.no_grad()
+    def __call__(self, name, interaction, compute):
+        keys = [(name, *pair) for pair in zip(*(interaction[field].tolist() for field in self.fields))]
+        if all(key in self.rows for key in keys):
+            return torch.stack([self.rows[key] for key in keys])
+        values = compute(interaction)
+        size = values.numel() * values.element_size()
+        if self.used + size <= self.budget:
+            self.used += size
+            self.rows.update(zip(keys, values))
+        return values
 
 
 def kl_to_teacher(teacher_logits, student_logits):

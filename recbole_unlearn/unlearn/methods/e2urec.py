@@ -6,7 +6,7 @@ from recbole_unlearn.config import config_with
 from recbole_unlearn.model.answer import answer_logits, answer_targets
 from recbole_unlearn.model.lora import add_lora, default_targets, matching_layers
 from recbole_unlearn.trainer import SafeTrainer
-from recbole_unlearn.unlearn.unlearn_trainer import PairedBatches, UnlearnTrainer, kl_to_teacher
+from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs, PairedBatches, UnlearnTrainer, kl_to_teacher
 
 
 def forgetting_teacher_logits(original_logits, augmented_logits, alpha):
@@ -69,23 +69,24 @@ class E2URec(UnlearnTrainer):
         )
         SafeTrainer(augment_config, self.augmented).fit(forget_data, saved=False, verbose=False)
         frozen(self.augmented)
+        # The teachers are frozen: each sample's teacher logits are computed once, reused every epoch.
+        self.teachers = FrozenOutputs(self.config, self.param("teacher_cache_max_mib"), forget_data, retain_data)
 
     def schedule(self, forget_data, retain_data):
         return [PairedBatches(forget_data)] + [PairedBatches(forget_data, retain_data)] * self.epochs
 
+    def forgetting_teacher(self, forget):
+        return forgetting_teacher_logits(
+            answer_logits(self.original, forget), answer_logits(self.augmented, forget), self.param("alpha")
+        )
+
     def compute_loss(self, pair):
-        with torch.no_grad():
-            teacher = forgetting_teacher_logits(
-                answer_logits(self.original, pair.forget),
-                answer_logits(self.augmented, pair.forget),
-                self.param("alpha"),
-            )
+        teacher = self.teachers("forgetting", pair.forget, self.forgetting_teacher)
         forget_loss = kl_to_teacher(teacher, answer_logits(self.model, pair.forget))
         if pair.retain is None:
             return forget_loss
         student = answer_logits(self.model, pair.retain)
-        with torch.no_grad():
-            remembered = answer_logits(self.original, pair.retain)
+        remembered = self.teachers("original", pair.retain, lambda retain: answer_logits(self.original, retain))
         answers = answer_targets(self.model, pair.retain, self.config["LABEL_FIELD"])
         remember_loss = torch.nn.functional.cross_entropy(student, answers) + kl_to_teacher(remembered, student)
         weight = self.param("retain_weight")

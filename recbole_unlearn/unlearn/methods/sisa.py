@@ -14,6 +14,11 @@ class ShardEnsemble(torch.nn.Module):
         super().__init__()
         self.shards = torch.nn.ModuleList(shards)
 
+    @property
+    def answer_ids(self):
+        """The shards' answer-token ids (None for CTR shards, whose answers are already two-way)."""
+        return getattr(self.shards[0], "answer_ids", None)
+
     def answer_logits(self, interaction):
         return torch.stack([answer_logits(shard, interaction) for shard in self.shards]).mean(0)
 
