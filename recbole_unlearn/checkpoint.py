@@ -77,6 +77,12 @@ def read_provenance(checkpoint_file):
     return metadata
 
 
+def checkpoint_sha256(checkpoint_file):
+    """The tensors' SHA-256 recorded when ``checkpoint_file`` was written (checked whenever it is loaded)."""
+    with open(sidecar_path(checkpoint_file), encoding="utf-8") as f:
+        return json.load(f)["sha256"]
+
+
 def load_checkpoint(model, checkpoint_file, device="cpu", expect=None):
     """Load tensors into ``model`` once the provenance file confirms they came from the same model class
     and match every ``expect`` entry (e.g. ``config_sha256``, ``dataset``); nothing is unpickled.

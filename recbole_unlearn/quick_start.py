@@ -13,10 +13,10 @@ from recbole.utils import get_local_time, get_model, init_logger, init_seed
 
 from recbole_unlearn import distributed
 from recbole_unlearn.config import Config
+from recbole_unlearn.data.fingerprints import split_sha256
 from recbole_unlearn.evaluation.report import write_comparison
 from recbole_unlearn.trainer import safe_trainer_for
 from recbole_unlearn.unlearn.experiment import check_supported, run_experiment
-from recbole_unlearn.unlearn.protocol import split_sha256
 
 # The root-logger handlers our last ``init_logger`` call installed.
 _run_log_handlers = []

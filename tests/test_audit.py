@@ -12,9 +12,10 @@ import time
 import pytest
 
 from recbole_unlearn import Config
+from recbole_unlearn.data.fingerprints import interaction_tokens
 from recbole_unlearn.provenance import file_sha256
 from recbole_unlearn.quick_start import unlearn_one
-from recbole_unlearn.unlearn.protocol import UnlearnProtocol, interaction_tokens
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify
 
 from conftest import RUN_SCRIPT, SMALL_WINDOW, inside, quiet, registered_methods

@@ -9,6 +9,7 @@ off because each rank draws its own dropout masks.
 """
 
 import os
+import re
 import socket
 
 import numpy as np
@@ -59,8 +60,12 @@ def runs(tmp_path_factory):
 
 
 def files_under(directory, run_dir):
+    """Relative paths, with the run folder's time and the evaluation-outputs key (a hash of the trained
+    weights, which differ by float rounding) replaced by placeholders."""
     return sorted(
-        os.path.relpath(os.path.join(root, name), directory).replace(os.path.basename(run_dir), "RUN")
+        re.sub(r"\.outputs-[0-9a-f]{16}", ".outputs-KEY", os.path.relpath(os.path.join(root, name), directory)).replace(
+            os.path.basename(run_dir), "RUN"
+        )
         for root, _, names in os.walk(directory)
         for name in names
     )

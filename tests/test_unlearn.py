@@ -18,6 +18,7 @@ from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.model.answer import answer_logits
 from recbole_unlearn.provenance import file_sha256
 from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.unlearn import protocol as protocol_module
 from recbole_unlearn.unlearn.methods.e2urec import E2URec, forgetting_teacher_logits
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
@@ -61,20 +62,32 @@ def test_only_e2urec_trains_a_parameter_subset(first_run):
     assert rows["neggrad"]["trainable_share"] == rows["original"]["trainable_share"] == 1
 
 
-def test_original_checkpoint_is_cached_and_never_modified(first_run, output_dir):
-    (original,) = [
-        p for p in (output_dir / "out" / "cache").iterdir() if "-original-" in p.name and p.suffix == ".safetensors"
-    ]
+def test_original_and_retrain_are_cached_with_their_outputs_and_the_original_never_changes(
+    first_run, output_dir, monkeypatch
+):
+    cache = output_dir / "out" / "cache"
+    (original,) = [p for p in cache.glob("*-original-*.safetensors") if ".outputs-" not in p.name]
+    assert len(list(cache.glob("*-original-*.outputs-*.safetensors"))) == 1
+    assert len(list(cache.glob("*-retrain-*.outputs-*.safetensors"))) == 1
     before = file_sha256(original)
+    evaluated = []
+    collect = protocol_module.collect_outputs
+
+    def counted(model, *args, **kwargs):
+        evaluated.append(model)
+        return collect(model, *args, **kwargs)
+
+    monkeypatch.setattr(protocol_module, "collect_outputs", counted)
     second = unlearn_one(
         "LLMRec", "ml-100k", config_dict=tiny_unlearn_config(output_dir / "out", unlearn_method="neggrad,e2urec")
     )
     assert file_sha256(original) == before
     assert [row["method"] for row in second["rows"]] == ["original", "retrain", "neggrad", "e2urec"]
+    # Neither cached model is evaluated again: only the two new models, each on test and forget.
+    assert len(evaluated) == 4
     first, again = rows_by_method(first_run), rows_by_method(second)
     for method in ("original", "retrain"):
-        assert again[method]["test_auc"] == first[method]["test_auc"]
-        assert again[method]["unlearn_seconds"] == first[method]["unlearn_seconds"]
+        assert again[method] == first[method]
 
 
 @pytest.mark.parametrize("model", ["LLMRec", "DeepFM", "LR"])

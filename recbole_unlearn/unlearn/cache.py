@@ -3,15 +3,23 @@
 The Original, the Retrain model and SISA's shards trained before a request are trained once per key:
 comparing several methods, or running again, loads them. A build that is interrupted resumes from the
 training state it keeps in ``partial/`` (its time before the interruption is not counted). A build is
-never counted in the time of the unlearning method that asked for it.
+never counted in the time of the unlearning method that asked for it. A cached model's evaluation
+outputs are kept next to its checkpoint, so a warm run does not evaluate it again.
 """
 
+import json
 import os
 import shutil
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from recbole_unlearn import distributed
 from recbole_unlearn.checkpoint import save_checkpoint
 from recbole_unlearn.evaluation.cost import CostMeter, not_counted
+from recbole_unlearn.evaluation.outputs import SplitOutputs
 
 
 class ModelCache:
@@ -47,3 +55,50 @@ class ModelCache:
         if distributed.is_main():
             shutil.rmtree(resume_dir, ignore_errors=True)
         return model, cost, path
+
+
+def outputs_path(checkpoint_file, key):
+    """Where the evaluation outputs of a cached model are kept, next to its checkpoint."""
+    return f"{checkpoint_file.removesuffix('.safetensors')}.outputs-{key[:16]}.safetensors"
+
+
+def save_outputs(path, outputs, answers=True):
+    """A model's ``SplitOutputs`` per split (with ``answers``, its kept answers too), as tensors; atomically."""
+    tensors, metadata = {}, {}
+    for split, split_outputs in outputs.items():
+        for name in ("labels", "scores", "yes_no"):
+            tensors[f"{split}.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(split_outputs, name)))
+        for name, values in split_outputs.vocab_distances.items():
+            tensors[f"{split}.distance.{name}"] = torch.from_numpy(np.ascontiguousarray(values))
+        if answers and split_outputs.answers is not None:
+            tensors[f"{split}.answers"] = torch.cat(split_outputs.answers)
+            metadata[f"{split}.answer_batches"] = json.dumps([len(batch) for batch in split_outputs.answers])
+    save_file(tensors, path + ".tmp", metadata=metadata)
+    os.replace(path + ".tmp", path)
+
+
+def load_outputs(path, splits, answers=True):
+    """The outputs ``save_outputs`` wrote, or None if the file is missing or lacks a split."""
+    if not os.path.isfile(path):
+        return None
+    with safe_open(path, framework="pt") as f:
+        names, metadata = set(f.keys()), f.metadata() or {}
+        if any(f"{split}.labels" not in names for split in splits):
+            return None
+        outputs = {}
+        for split in splits:
+            prefix = f"{split}.distance."
+            answers = None
+            if answers and f"{split}.answers" in names:
+                sizes = json.loads(metadata[f"{split}.answer_batches"])
+                answers = list(torch.split(f.get_tensor(f"{split}.answers"), sizes))
+            outputs[split] = SplitOutputs(
+                labels=f.get_tensor(f"{split}.labels").numpy(),
+                scores=f.get_tensor(f"{split}.scores").numpy(),
+                yes_no=f.get_tensor(f"{split}.yes_no").numpy(),
+                vocab_distances={
+                    name.removeprefix(prefix): f.get_tensor(name).numpy() for name in names if name.startswith(prefix)
+                },
+                answers=answers,
+            )
+    return outputs

@@ -43,8 +43,10 @@ def run_experiment(config):
         protocol.check(methods)
         (start, start_cost), start_name = protocol.original(), "original"
     retrained, retrain_cost = protocol.retrain(start)
-    retrain_row, retrained_outputs = protocol.evaluate("retrain", retrained, retrain_cost, retrained)
-    start_row, _ = protocol.evaluate(start_name, start, start_cost, retrained, retrained_outputs)
+    retrain_row, retrained_outputs = protocol.evaluate(
+        "retrain", retrained, retrain_cost, retrained, cached_as="retrain"
+    )
+    start_row, _ = protocol.evaluate(start_name, start, start_cost, retrained, retrained_outputs, cached_as=start_name)
     rows, model = [start_row, retrain_row], retrained
     writes_files = distributed.is_main()
     for method in methods:

@@ -4,6 +4,7 @@ evaluation. The Original and Retrain models (and SISA's shards trained before th
 """
 
 import hashlib
+import json
 import os
 from logging import getLogger
 
@@ -13,45 +14,22 @@ from recbole.utils import get_local_time, get_model, init_seed
 
 from recbole_unlearn import distributed
 from recbole_unlearn.batching import length_sorted
-from recbole_unlearn.checkpoint import load_checkpoint
+from recbole_unlearn.checkpoint import checkpoint_sha256, load_checkpoint
+from recbole_unlearn.data.fingerprints import interaction_tokens, split_sha256
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.cost import CostMeter
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
-from recbole_unlearn.provenance import config_sha256
+from recbole_unlearn.provenance import config_sha256, library_versions
 from recbole_unlearn.trainer import safe_trainer_for
-from recbole_unlearn.unlearn.cache import ModelCache
+from recbole_unlearn.unlearn.cache import ModelCache, load_outputs, outputs_path, save_outputs
 from recbole_unlearn.unlearn.method import METHODS, config_prefixes
 
 
 def config_key(config, *extra):
     """SHA-256 of the configuration that determines an Original or Retrain model, plus ``extra``."""
     return config_sha256(config, *extra, ignore_prefixes=config_prefixes())
-
-
-def raw_users_items(dataset):
-    """The raw user and item tokens of every row of ``dataset``."""
-    inter = dataset.inter_feat
-    users = dataset.id2token(dataset.uid_field, inter[dataset.uid_field].numpy())
-    items = dataset.id2token(dataset.iid_field, inter[dataset.iid_field].numpy())
-    return users, items
-
-
-def interaction_tokens(dataset):
-    """``user:item:label`` in raw tokens for every row of ``dataset``."""
-    users, items = raw_users_items(dataset)
-    labels = dataset.inter_feat[dataset.label_field].numpy()
-    return [f"{user}:{item}:{label:g}" for user, item, label in zip(users, items, labels)]
-
-
-def split_sha256(*parts):
-    """SHA-256 of a split: raw user, item and label of every row of each part (dataloaders), in order."""
-    digest = hashlib.sha256()
-    for data in parts:
-        digest.update("\n".join(interaction_tokens(data._dataset)).encode())
-        digest.update(b"\x00")
-    return digest.hexdigest()
 
 
 class UnlearnProtocol:
@@ -193,6 +171,36 @@ class UnlearnProtocol:
             model = method.run(self, start)
         return model, meter.summary()
 
+    def cached_outputs(self, name, compute):
+        """``compute()``'s outputs, kept next to the cached checkpoint ``name`` under a key of that checkpoint,
+        the Retrain checkpoint, the data and the splits evaluated."""
+        path = self.files.get(name) if name else None
+        if path is None or os.path.dirname(path) != self.cache.directory:
+            return compute()
+        recorded = distributed.on_main(
+            lambda: {
+                role: checkpoint_sha256(self.files[file]) for role, file in (("model", name), ("retrain", "retrain"))
+            }
+        )
+        payload = {
+            **recorded,
+            **self.fingerprints,
+            "splits": needed_splits(),
+            "batch": self.config["eval_batch_size"],
+            "version": library_versions()["recbole-unlearn"],
+        }
+        path = outputs_path(path, hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest())
+        # Rank 0 reads and writes; a rank's kept answers are its own share, so several ranks keep none.
+        shared = not distributed.active()
+        outputs = distributed.on_main(lambda: load_outputs(path, needed_splits(), answers=shared))
+        if outputs is None:
+            outputs = compute()
+            if distributed.is_main():
+                save_outputs(path, outputs, answers=shared)
+        else:
+            self.logger.info(f"Loaded the evaluation outputs of {name} from {path}")
+        return outputs
+
     def outputs(self, model, retrained, retrained_outputs=None):
         """``model``'s outputs on every split a registered metric reads, each split in prompt-length order;
         on the forget set also its distances to the Retrain model (whose answers ``retrained_outputs`` may
@@ -215,10 +223,11 @@ class UnlearnProtocol:
             )
         return outputs
 
-    def evaluate(self, name, model, cost, retrained, retrained_outputs=None):
+    def evaluate(self, name, model, cost, retrained, retrained_outputs=None, cached_as=None):
         """The result row of ``model``, and its outputs; ``retrained_outputs`` = the Retrain model's own
-        (computed here when ``model`` is the Retrain model)."""
-        outputs = self.outputs(model, retrained, retrained_outputs)
+        (computed here when ``model`` is the Retrain model). ``cached_as``: the name of the cached checkpoint
+        ``model`` was loaded from or saved to, next to which its outputs are kept."""
+        outputs = self.cached_outputs(cached_as, lambda: self.outputs(model, retrained, retrained_outputs))
         evaluation = Evaluation(
             config=self.config,
             outputs=outputs,

@@ -16,11 +16,12 @@ from typing import NamedTuple
 import numpy as np
 
 from recbole_unlearn.config import RecordedConfig
+from recbole_unlearn.data.fingerprints import raw_users_items
 from recbole_unlearn.evaluation.metrics import receipt_metrics
 from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.provenance import file_sha256, library_versions
 from recbole_unlearn.unlearn.method import METHODS
-from recbole_unlearn.unlearn.protocol import UnlearnProtocol, raw_users_items
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
 # Re-evaluation runs the same code on the same files: only float summation order may differ.
 METRIC_TOLERANCE = 1e-6

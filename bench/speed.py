@@ -1,0 +1,182 @@
+"""Training and inference speed of LLMRec's default backbone, each against plain loops on the same model
+and batches, measured side by side in one run (ratios > 1: ours is faster).
+
+Usage: python bench/speed.py [--batches=N] [any --key=value config override]
+
+- training: RecBole's training loop (our trainer) vs a bare transformers loop (``model(..., labels=)``,
+  backward, Adam step) vs Hugging Face's ``Seq2SeqTrainer`` (the loop of the official E2URec code), on the
+  same length-bucketed batches, each from the same initial weights;
+- inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
+  same length-sorted batches.
+The first batch of each loop is a warm-up and not timed.
+"""
+
+import argparse
+import copy
+import tempfile
+import time
+
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, init_seed
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+
+from recbole_unlearn import Config
+from recbole_unlearn.batching import length_bucketed, length_sorted
+from recbole_unlearn.evaluation.outputs import collect_outputs
+from recbole_unlearn.trainer import safe_trainer_for
+
+
+def first(loader, count):
+    return [batch for _, batch in zip(range(count), loader)]
+
+
+def seq2seq_inputs(model, interaction):
+    input_ids, attention_mask = model._prompts(interaction)
+    labels = model.target_ids[interaction[model.LABEL].long()]
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def rate(prompts, seconds):
+    return prompts / seconds
+
+
+def timed_loop(batches, step):
+    step(batches[0])
+    start = time.perf_counter()
+    for batch in batches[1:]:
+        step(batch)
+    return rate(
+        sum(len(b["input_ids"]) if isinstance(b, dict) else len(b) for b in batches[1:]), time.perf_counter() - start
+    )
+
+
+class StepTimer(TrainerCallback):
+    """Times Seq2SeqTrainer's steps after the first."""
+
+    def __init__(self):
+        self.start = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1:
+            self.start = time.perf_counter()
+
+
+def train_rates(config, model, batches):
+    learning_rate = config["learning_rate"]
+    ours = copy.deepcopy(model)
+    trainer = safe_trainer_for(config)(config, ours)
+    trainer._train_epoch(batches[:1], 0)
+    start = time.perf_counter()
+    trainer._train_epoch(batches[1:], 1)
+    prompts = sum(len(batch) for batch in batches[1:])
+    our_rate = rate(prompts, time.perf_counter() - start)
+
+    bare = copy.deepcopy(model).backbone.model
+    bare.train()
+    optimizer = torch.optim.Adam(bare.parameters(), lr=learning_rate)
+    inputs = [seq2seq_inputs(model, batch) for batch in batches]
+
+    def bare_step(batch):
+        optimizer.zero_grad()
+        bare(**batch).loss.backward()
+        optimizer.step()
+
+    bare_rate = timed_loop(inputs, bare_step)
+
+    hf_model = copy.deepcopy(model).backbone.model
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as output_dir:
+        arguments = Seq2SeqTrainingArguments(
+            output_dir=output_dir,
+            per_device_train_batch_size=1,
+            max_steps=len(inputs),
+            learning_rate=learning_rate,
+            lr_scheduler_type="constant",
+            logging_strategy="no",
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+        hf = Seq2SeqTrainer(
+            model=hf_model,
+            args=arguments,
+            train_dataset=inputs,
+            data_collator=lambda items: items[0],
+            optimizers=(torch.optim.Adam(hf_model.parameters(), lr=learning_rate), None),
+            callbacks=[timer],
+        )
+        hf.train()
+    hf_rate = rate(prompts, time.perf_counter() - timer.start)
+    return our_rate, bare_rate, hf_rate
+
+
+class Batches:
+    """A few batches of a loader, iterable like it (``collect_outputs`` reads ``sample_size``)."""
+
+    def __init__(self, batches):
+        self.batches, self.sample_size = batches, sum(len(batch[0]) for batch in batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def inference_rates(config, model, batches):
+    model.eval()
+    label = config["LABEL_FIELD"]
+    collect_outputs(model, Batches(batches[:1]), label)
+    start = time.perf_counter()
+    collect_outputs(model, Batches(batches[1:]), label)
+    prompts = sum(len(batch[0]) for batch in batches[1:])
+    our_rate = rate(prompts, time.perf_counter() - start)
+
+    t5 = model.backbone.model
+    start_id = model.backbone.decoder_start_token_id
+    inputs = [model._prompts(batch[0]) for batch in batches]
+
+    @torch.inference_mode()
+    def bare_step(prompt):
+        ids, mask = prompt
+        decoder = torch.full((ids.size(0), 1), start_id, dtype=torch.long)
+        t5(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder).logits[:, 0, :]
+
+    t5.eval()
+    bare_step(inputs[0])
+    start = time.perf_counter()
+    for prompt in inputs[1:]:
+        bare_step(prompt)
+    bare_rate = rate(prompts, time.perf_counter() - start)
+    return our_rate, bare_rate
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=40)
+    args, _ = parser.parse_known_args()
+    config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning", "show_progress": False})
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, valid_data, _ = data_preparation(config, create_dataset(config))
+    model = get_model("LLMRec")(config, train_data._dataset).to(config["device"])
+    train_batches = first(length_bucketed(train_data), args.batches + 1)
+    eval_batches = first(length_sorted(valid_data), args.batches // 4 + 1)
+
+    ours, bare, hf = train_rates(config, model, train_batches)
+    print(
+        f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}"
+    )
+    print(
+        f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
+        f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x)"
+    )
+    our_inference, bare_inference = inference_rates(config, model, eval_batches)
+    print(
+        f"inference  ours {our_inference:7.1f} prompts/s | bare forward {bare_inference:7.1f} "
+        f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Fingerprints of data in raw tokens: equal fingerprints, same data, whatever the id remapping."""
+
+import hashlib
+
+
+def raw_users_items(dataset):
+    """The raw user and item tokens of every row of ``dataset``."""
+    inter = dataset.inter_feat
+    users = dataset.id2token(dataset.uid_field, inter[dataset.uid_field].numpy())
+    items = dataset.id2token(dataset.iid_field, inter[dataset.iid_field].numpy())
+    return users, items
+
+
+def interaction_tokens(dataset):
+    """``user:item:label`` in raw tokens for every row of ``dataset``."""
+    users, items = raw_users_items(dataset)
+    labels = dataset.inter_feat[dataset.label_field].numpy()
+    return [f"{user}:{item}:{label:g}" for user, item, label in zip(users, items, labels)]
+
+
+def split_sha256(*parts):
+    """SHA-256 of a split: raw user, item and label of every row of each part (dataloaders), in order."""
+    digest = hashlib.sha256()
+    for data in parts:
+        digest.update("\n".join(interaction_tokens(data._dataset)).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
