@@ -8,11 +8,13 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
   same length-bucketed batches, each from the same initial weights;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
   same length-sorted batches.
-The first batch of each loop is a warm-up and not timed.
+The first batch of each loop is a warm-up and not timed; each loop runs ``--repeats`` times, interleaved
+with the others, and its median rate is reported (single runs vary by about 5% on a shared CPU).
 """
 
 import argparse
 import copy
+import statistics
 import tempfile
 import time
 
@@ -154,6 +156,7 @@ def inference_rates(config, model, batches):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
     args, _ = parser.parse_known_args()
     config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning", "show_progress": False})
     init_seed(config["seed"], config["reproducibility"])
@@ -162,16 +165,19 @@ def main():
     train_batches = first(length_bucketed(train_data), args.batches + 1)
     eval_batches = first(length_sorted(valid_data), args.batches // 4 + 1)
 
-    ours, bare, hf = train_rates(config, model, train_batches)
+    training = [train_rates(config, model, train_batches) for _ in range(args.repeats)]
+    inference = [inference_rates(config, model, eval_batches) for _ in range(args.repeats)]
+    ours, bare, hf = (statistics.median(rates) for rates in zip(*training))
+    our_inference, bare_inference = (statistics.median(rates) for rates in zip(*inference))
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
-        f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}"
+        f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}, "
+        f"median of {args.repeats}"
     )
     print(
         f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
         f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x)"
     )
-    our_inference, bare_inference = inference_rates(config, model, eval_batches)
     print(
         f"inference  ours {our_inference:7.1f} prompts/s | bare forward {bare_inference:7.1f} "
         f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate"
