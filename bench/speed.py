@@ -7,13 +7,14 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
   backward, Adam step) vs Hugging Face's ``Seq2SeqTrainer`` (the loop of the official E2URec code), on the
   same length-bucketed batches, each from the same initial weights;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
-  same length-sorted batches.
+  same length-sorted batches of the whole validation split.
 The first batch of each loop is a warm-up and not timed; each loop runs ``--repeats`` times, interleaved
 with the others, and its median rate is reported (single runs vary by about 5% on a shared CPU).
 """
 
 import argparse
 import copy
+import resource
 import statistics
 import tempfile
 import time
@@ -160,10 +161,13 @@ def main():
     args, _ = parser.parse_known_args()
     config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning", "show_progress": False})
     init_seed(config["seed"], config["reproducibility"])
+    start = time.perf_counter()
     train_data, valid_data, _ = data_preparation(config, create_dataset(config))
+    preparation = time.perf_counter() - start
     model = get_model("LLMRec")(config, train_data._dataset).to(config["device"])
     train_batches = first(length_bucketed(train_data), args.batches + 1)
-    eval_batches = first(length_sorted(valid_data), args.batches // 4 + 1)
+    # The whole validation split: length-sorted batches run from the shortest prompts to the longest.
+    eval_batches = list(length_sorted(valid_data))
 
     training = [train_rates(config, model, train_batches) for _ in range(args.repeats)]
     inference = [inference_rates(config, model, eval_batches) for _ in range(args.repeats)]
@@ -175,6 +179,10 @@ def main():
         f"median of {args.repeats}"
     )
     print(
+        f"data preparation {preparation:.1f} s (load, history, tokenize {len(train_data._dataset.inter_feat)} "
+        "training prompts and the rest)"
+    )
+    print(
         f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
         f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x)"
     )
@@ -182,6 +190,7 @@ def main():
         f"inference  ours {our_inference:7.1f} prompts/s | bare forward {bare_inference:7.1f} "
         f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate"
     )
+    print(f"peak memory (RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":
