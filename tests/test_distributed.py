@@ -63,9 +63,11 @@ def files_under(directory, run_dir):
     """Relative paths, with the run folder's time and the evaluation-outputs key (a hash of the trained
     weights, which differ by float rounding) replaced by placeholders."""
     return sorted(
-        re.sub(r"\.outputs-[0-9a-f]{16}", ".outputs-KEY", os.path.relpath(os.path.join(root, name), directory)).replace(
-            os.path.basename(run_dir), "RUN"
-        )
+        re.sub(
+            r"^cache/outputs/(.*)-[0-9a-f]{16}",
+            r"cache/outputs/\1-KEY",
+            os.path.relpath(os.path.join(root, name), directory),
+        ).replace(os.path.basename(run_dir), "RUN")
         for root, _, names in os.walk(directory)
         for name in names
     )

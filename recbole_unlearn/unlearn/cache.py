@@ -4,7 +4,7 @@ The Original, the Retrain model and SISA's shards trained before a request are t
 comparing several methods, or running again, loads them. A build that is interrupted resumes from the
 training state it keeps in ``partial/`` (its time before the interruption is not counted). A build is
 never counted in the time of the unlearning method that asked for it. A cached model's evaluation
-outputs are kept next to its checkpoint, so a warm run does not evaluate it again.
+outputs are kept beside its checkpoint (``outputs/``), so a warm run does not evaluate it again.
 """
 
 import json
@@ -58,8 +58,9 @@ class ModelCache:
 
 
 def outputs_path(checkpoint_file, key):
-    """Where the evaluation outputs of a cached model are kept, next to its checkpoint."""
-    return f"{checkpoint_file.removesuffix('.safetensors')}.outputs-{key[:16]}.safetensors"
+    """Where the evaluation outputs of a cached model are kept: ``outputs/`` beside its checkpoint."""
+    directory, name = os.path.split(checkpoint_file)
+    return os.path.join(directory, "outputs", f"{name.removesuffix('.safetensors')}-{key[:16]}.safetensors")
 
 
 def save_outputs(path, outputs, answers=True):
@@ -73,6 +74,7 @@ def save_outputs(path, outputs, answers=True):
         if answers and split_outputs.answers is not None:
             tensors[f"{split}.answers"] = torch.cat(split_outputs.answers)
             metadata[f"{split}.answer_batches"] = json.dumps([len(batch) for batch in split_outputs.answers])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     save_file(tensors, path + ".tmp", metadata=metadata)
     os.replace(path + ".tmp", path)
 
