@@ -9,7 +9,6 @@ order. Both wrap RecBole's own loader classes, so its trainer and evaluator use 
 """
 
 import numpy as np
-import torch
 
 
 def prompt_lengths(dataset):
@@ -89,9 +88,9 @@ def bucketed_order(lengths, batch_size, bucket_batches, generator):
 
 
 def restore_order(values, order):
-    """Rows of ``values`` (in loader order) put back in dataset order."""
+    """Rows of the array ``values`` (in loader order) put back in dataset order."""
     if order is None:
         return values
-    restored = torch.empty_like(values) if isinstance(values, torch.Tensor) else np.empty_like(values)
-    restored[torch.as_tensor(order) if isinstance(values, torch.Tensor) else order] = values
+    restored = np.empty_like(values)
+    restored[order] = values
     return restored

@@ -20,7 +20,7 @@ from recbole.utils import ModelType
 
 from recbole_unlearn import distributed
 from recbole_unlearn.model.answer import has_answer_vocabulary
-from recbole_unlearn.unlearn.method import METHODS
+from recbole_unlearn.unlearn.method import METHODS, selects_unlearning
 
 PROPERTIES = files("recbole_unlearn.properties")
 BUNDLED_DATASETS = os.path.join(os.path.dirname(recbole.__file__), "dataset_example")
@@ -79,7 +79,7 @@ def uses_recbole_unlearn(config, model_class):
     the user selected an unlearning method."""
     if isinstance(config, Config) or model_class.__module__.startswith("recbole_unlearn."):
         return True
-    return config.external_config_dict.get("unlearn_method") not in (None, "none")
+    return selects_unlearning(config.external_config_dict.get("unlearn_method"))
 
 
 def load_internal_config_dict(config, model, model_class, dataset):

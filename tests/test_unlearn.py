@@ -74,7 +74,7 @@ def test_original_and_retrain_are_cached_with_their_outputs_and_the_original_nev
     collect = protocol_module.collect_outputs
 
     def counted(model, *args, **kwargs):
-        evaluated.append(model)
+        evaluated.append(kwargs)
         return collect(model, *args, **kwargs)
 
     monkeypatch.setattr(protocol_module, "collect_outputs", counted)
@@ -83,8 +83,12 @@ def test_original_and_retrain_are_cached_with_their_outputs_and_the_original_nev
     )
     assert file_sha256(original) == before
     assert [row["method"] for row in second["rows"]] == ["original", "retrain", "neggrad", "e2urec"]
-    # Neither cached model is evaluated again: only the two new models, each on test and forget.
+    # Neither cached model is evaluated again: only the two new models, each on test and forget, and on the
+    # forget set against the Retrain answers kept in the cache, not by running the Retrain model again.
     assert len(evaluated) == 4
+    forget_passes = [kwargs for kwargs in evaluated if "retrained_answers" in kwargs]
+    assert len(forget_passes) == 2
+    assert all(kwargs["retrained_answers"] is not None and kwargs["retrained"] is None for kwargs in forget_passes)
     first, again = rows_by_method(first_run), rows_by_method(second)
     for method in ("original", "retrain"):
         assert again[method] == first[method]

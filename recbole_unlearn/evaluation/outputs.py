@@ -81,7 +81,10 @@ def collect_outputs(model, data, label_field, retrained=None, retrained_answers=
             row.update({name: distance(p, q) for name, distance in DISTANCES.items()})
         if answers is not None:
             kept_bytes += p.numel() * p.element_size()
-            answers = [*answers, p] if kept_bytes <= keep_answers_mib * 2**20 else None
+            if kept_bytes <= keep_answers_mib * 2**20:
+                answers.append(p)
+            else:
+                answers = None
         for name, values in row.items():
             columns.setdefault(name, []).append(values)
     order = getattr(data, "order", None)

@@ -90,10 +90,10 @@ def load_outputs(path, splits, answers=True):
         outputs = {}
         for split in splits:
             prefix = f"{split}.distance."
-            answers = None
+            kept = None
             if answers and f"{split}.answers" in names:
                 sizes = json.loads(metadata[f"{split}.answer_batches"])
-                answers = list(torch.split(f.get_tensor(f"{split}.answers"), sizes))
+                kept = list(torch.split(f.get_tensor(f"{split}.answers"), sizes))
             outputs[split] = SplitOutputs(
                 labels=f.get_tensor(f"{split}.labels").numpy(),
                 scores=f.get_tensor(f"{split}.scores").numpy(),
@@ -101,6 +101,6 @@ def load_outputs(path, splits, answers=True):
                 vocab_distances={
                     name.removeprefix(prefix): f.get_tensor(name).numpy() for name in names if name.startswith(prefix)
                 },
-                answers=answers,
+                answers=kept,
             )
     return outputs

@@ -90,10 +90,11 @@ def register_method(method_class):
     return method_class
 
 
-def selects_unlearning(config):
-    """Whether RecBole's own flow (``run_recbole``, ``objective_function``) should run the protocol: only
-    when the user named a method (our own entry points run every method by default)."""
-    return config["unlearn_method"] not in (None, "none")
+def selects_unlearning(unlearn_method):
+    """Whether an ``unlearn_method`` value names methods, as RecBole's own flow (``run_recbole``,
+    ``objective_function``) needs before it runs the protocol (our own entry points run every method
+    when it is unset)."""
+    return unlearn_method not in (None, "none")
 
 
 def get_unlearn_methods(names):

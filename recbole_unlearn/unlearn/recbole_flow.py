@@ -67,6 +67,6 @@ class ConfiguredLLMRecTrainer(LLMRecTrainer):
     training_class = LLMRecTrainer
 
     def __new__(cls, config, model):
-        if cls is ConfiguredLLMRecTrainer and selects_unlearning(config):
+        if cls is ConfiguredLLMRecTrainer and selects_unlearning(config["unlearn_method"]):
             return UnlearningTrainer(config, model)
         return super().__new__(cls)
