@@ -7,7 +7,8 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
   backward, Adam step) vs Hugging Face's ``Seq2SeqTrainer`` (the loop of the official E2URec code), on the
   same length-bucketed batches, each from the same initial weights;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
-  same length-sorted batches of the whole validation split.
+  same length-sorted batches of the whole validation split, and with ``llm_compile_inference`` on (its
+  compile in the untimed first batch, its P(yes) compared with the eager pass).
 The first batch of each loop is a warm-up and not timed; each loop runs ``--repeats`` times, interleaved
 with the others, and its median rate is reported (single runs vary by about 5% on a shared CPU).
 """
@@ -135,6 +136,16 @@ def inference_rates(config, model, batches):
     prompts = sum(len(batch[0]) for batch in batches[1:])
     our_rate = rate(prompts, time.perf_counter() - start)
 
+    # llm_compile_inference: the first batch compiles (not timed); outputs are checked against eager.
+    model.compile_inference = True
+    collect_outputs(model, Batches(batches[:1]), label)
+    start = time.perf_counter()
+    compiled = collect_outputs(model, Batches(batches[1:]), label)
+    compiled_rate = rate(prompts, time.perf_counter() - start)
+    model.compile_inference = False
+    eager = collect_outputs(model, Batches(batches[1:]), label)
+    compiled_gap = abs(compiled.like - eager.like).max()
+
     t5 = model.backbone.model
     start_id = model.backbone.decoder_start_token_id
     inputs = [model._prompts(batch[0]) for batch in batches]
@@ -151,7 +162,7 @@ def inference_rates(config, model, batches):
     for prompt in inputs[1:]:
         bare_step(prompt)
     bare_rate = rate(prompts, time.perf_counter() - start)
-    return our_rate, bare_rate
+    return our_rate, bare_rate, compiled_rate, compiled_gap
 
 
 def main():
@@ -172,7 +183,8 @@ def main():
     training = [train_rates(config, model, train_batches) for _ in range(args.repeats)]
     inference = [inference_rates(config, model, eval_batches) for _ in range(args.repeats)]
     ours, bare, hf = (statistics.median(rates) for rates in zip(*training))
-    our_inference, bare_inference = (statistics.median(rates) for rates in zip(*inference))
+    our_inference, bare_inference, compiled_inference, _ = (statistics.median(rates) for rates in zip(*inference))
+    compiled_gap = max(gap for *_, gap in inference)
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}, "
@@ -189,6 +201,10 @@ def main():
     print(
         f"inference  ours {our_inference:7.1f} prompts/s | bare forward {bare_inference:7.1f} "
         f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate"
+    )
+    print(
+        f"inference  llm_compile_inference {compiled_inference:7.1f} prompts/s ({compiled_inference / our_inference:.2f}x "
+        f"eager) | {compiled_inference / ours:.2f}x our training rate | max |P(yes) diff| {compiled_gap:.1e}"
     )
     print(f"peak memory (RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -7,7 +7,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole_unlearn.batching import _Reordered, bucketed_order, length_bucketed, length_sorted, prompt_lengths
 from recbole_unlearn.data.loaders import train_loader
 from recbole_unlearn.evaluation.outputs import collect_outputs
-from recbole_unlearn.model.llmrec import LLMRec
+from recbole_unlearn.model.llmrec import LLMRec, compiled_answer_logits
 
 from conftest import inside, small_config
 
@@ -68,3 +68,13 @@ def test_sorted_evaluation_returns_outputs_in_dataset_order(splits):
     by_length = collect_outputs(model, ordered, config["LABEL_FIELD"])
     assert np.array_equal(by_length.labels, test._dataset.inter_feat["label"].numpy())
     assert np.allclose(by_length.yes_no, in_order.yes_no, atol=1e-6)
+
+
+def test_compiled_inference_gives_the_eager_outputs(splits):
+    config, (train, _, test) = splits
+    model = LLMRec(config, train._dataset)
+    eager = collect_outputs(model, length_sorted(test), config["LABEL_FIELD"])
+    model.compile_inference = True
+    compiled = collect_outputs(model, length_sorted(test), config["LABEL_FIELD"])
+    assert np.allclose(compiled.yes_no, eager.yes_no, atol=1e-5)
+    assert compiled_answer_logits.cache_info().currsize == 1

@@ -1,5 +1,7 @@
 """LLMRec: a language model asked whether a user will like an item, scored as P("yes")."""
 
+import functools
+
 import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
 from recbole.utils import InputType
@@ -7,6 +9,18 @@ from recbole.utils import InputType
 from recbole_unlearn.model.backbone import answer_token_id, build_backbone
 
 IGNORE_INDEX = -100
+
+
+def _answer_logits(backbone, input_ids, attention_mask):
+    return backbone.answer_logits(input_ids, attention_mask)
+
+
+@functools.cache
+def compiled_answer_logits():
+    """One compiled inference forward for every backbone (its weights are inputs, so models of one
+    architecture share the compiled code), for any batch size and prompt length. Kept outside the
+    modules so copies and state dicts never see it."""
+    return torch.compile(_answer_logits, dynamic=True)
 
 
 class LLMRec(ContextRecommender):
@@ -28,6 +42,7 @@ class LLMRec(ContextRecommender):
         self.prompt_length_field = dataset.prompt_length_field
         self.tokenizer = dataset.tokenizer
         self.backbone = build_backbone(config, self.tokenizer, dataset.llm_kind)
+        self.compile_inference = config["llm_compile_inference"]
         self.answer_ids, targets = self._answers(config["answer_words"])
         # Row 0 is the "no" target, row 1 the "yes" target, so labels index them directly.
         self.register_buffer("target_ids", targets.flip(0), persistent=False)
@@ -60,6 +75,8 @@ class LLMRec(ContextRecommender):
 
     def answer_logits(self, interaction):
         """Full-vocabulary logits at the answer position, shape [batch, vocab]."""
+        if self.compile_inference and not torch.is_grad_enabled():
+            return compiled_answer_logits()(self.backbone, *self._prompts(interaction))
         return self.backbone.answer_logits(*self._prompts(interaction))
 
     @property
