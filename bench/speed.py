@@ -203,8 +203,9 @@ def main():
         f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate"
     )
     print(
-        f"inference  llm_compile_inference {compiled_inference:7.1f} prompts/s ({compiled_inference / our_inference:.2f}x "
-        f"eager) | {compiled_inference / ours:.2f}x our training rate | max |P(yes) diff| {compiled_gap:.1e}"
+        f"inference  llm_compile_inference {compiled_inference:7.1f} prompts/s "
+        f"({compiled_inference / our_inference:.2f}x eager) | {compiled_inference / ours:.2f}x our training rate | "
+        f"max |P(yes) diff| {compiled_gap:.1e}"
     )
     print(f"peak memory (RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
