@@ -38,15 +38,13 @@ def main():
         )
         protocol = phase("data preparation", 0, lambda: UnlearnProtocol(config))
         epochs, train_rows = config["epochs"], len(protocol.train_dataset)
-        evaluated = len(protocol.test_data._dataset) + len(protocol.forget_rows)
+        evaluated = len(protocol.test_data._dataset) + len(protocol.forget_rows) + len(protocol.holdout_rows)
         start, _ = phase("original (train + validate)", epochs * train_rows, protocol.original)
         retrained, _ = phase(
             "retrain (train + validate)", epochs * len(protocol.retain_rows), lambda: protocol.retrain(start)
         )
-        _, reference = phase(
-            "evaluate retrain", evaluated, lambda: protocol.evaluate("retrain", retrained, {}, retrained)
-        )
-        phase("evaluate original", evaluated, lambda: protocol.evaluate("original", start, {}, retrained, reference))
+        reference = phase("evaluate retrain", evaluated, lambda: protocol.evaluated_outputs(retrained, retrained))
+        phase("evaluate original", evaluated, lambda: protocol.evaluated_outputs(start, retrained, reference))
         for method in get_unlearn_methods(config["unlearn_method"]):
             if method.is_retrain:
                 continue
@@ -54,9 +52,7 @@ def main():
             phase(
                 f"evaluate {method.name}",
                 evaluated,
-                lambda name=method.name, model=model, cost=cost: protocol.evaluate(
-                    name, model, cost, retrained, reference
-                ),
+                lambda model=model: protocol.evaluated_outputs(model, retrained, reference),
             )
     total = sum(seconds for _, seconds, _ in rows)
     print(f"{'phase':<30} {'seconds':>8} {'share':>6} {'prompts/s':>10}")

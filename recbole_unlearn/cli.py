@@ -11,6 +11,7 @@ import sys
 
 from recbole_unlearn import distributed
 from recbole_unlearn.evaluation.report import comparison_table, markdown_table
+from recbole_unlearn.evaluation.summary import claims_table
 from recbole_unlearn.quick_start import run_recbole_unlearn
 from recbole_unlearn.unlearn.receipt import verify
 
@@ -41,6 +42,8 @@ def print_results(results):
             f"({context['forget_interactions']} forget / {context['retain_interactions']} retain interactions)"
         )
         print(markdown_table(result["rows"]))
+        if "claims" in result:
+            print(claims_table(result["claims"]))
         print(f"Results: {result['run_dir']}")
     if "comparison_dir" in results[0]:
         print(comparison_table(results))

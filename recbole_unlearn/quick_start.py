@@ -17,6 +17,7 @@ from recbole_unlearn.data.fingerprints import split_sha256
 from recbole_unlearn.evaluation.report import write_comparison
 from recbole_unlearn.trainer import safe_trainer_for
 from recbole_unlearn.unlearn.experiment import check_supported, run_experiment
+from recbole_unlearn.unlearn.seeds import run_seeds
 
 # The root-logger handlers our last ``init_logger`` call installed.
 _run_log_handlers = []
@@ -138,9 +139,15 @@ def run_recbole_unlearn(
 
 def unlearn_one(model, dataset, config_file_list=None, config_dict=None, config=None):
     """Original -> forget request -> Retrain -> each selected method -> evaluation, for one model
-    (``recbole_unlearn.unlearn.experiment``), logged to the model's own log file."""
+    (``recbole_unlearn.unlearn.experiment``), once or once per seed of ``unlearn_seeds``
+    (``recbole_unlearn.unlearn.seeds``: then ``rows`` are the summary over seeds), logged to the model's
+    own log file."""
     config = config or Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    if config["unlearn_compare"] and not config["unlearn_seeds"]:
+        raise ValueError("unlearn_compare judges claims over seeds: set unlearn_seeds too (e.g. [42, 43, 44]).")
     start_run(config)
+    if config["unlearn_seeds"]:
+        return run_seeds(config)
     result = run_experiment(config)
     # The results are data (they may cross processes); the unlearned model is in the run folder.
     del result["model"]

@@ -110,7 +110,19 @@ def register_methods():
 
 def register_metrics():
     test, forget, retrained = ("test",), ("forget",), ("forget", "retrained")
+    membership = ("forget", "holdout")
     register_metric("test_auc", m.recbole_metric("test", "auc"), test, "higher", True, "test AUC", compare=True)
+    register_metric(
+        "forget_gap_closed",
+        m.forget_gap_closed,
+        (*retrained, "original"),
+        "higher",
+        True,
+        "gap closed",
+        fmt="{:.3f}",
+        compare=True,
+    )
+    register_metric("unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True)
     register_metric(
         "test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True
     )
@@ -136,7 +148,20 @@ def register_metrics():
         compare=True,
     )
     register_metric("forget_sym_kl_yesno", m.yes_no_distance("sym_kl"), retrained, "lower")
-    register_metric("unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True)
+    # Membership inference: no direction (the target is the Retrain model's value, not an extreme).
+    register_metric("forget_mia_auc", m.forget_mia_auc, membership, receipt=True, label="MIA AUC", compare=True)
+    register_metric(
+        "forget_privleak",
+        m.forget_privleak,
+        (*membership, "retrained"),
+        receipt=True,
+        label="privleak",
+        fmt="{:.1f}",
+        compare=True,
+    )
+    register_metric("test_auc_active", m.test_auc_active, test, "higher", True)
+    register_metric("test_auc_inactive", m.test_auc_inactive, test, "higher", True)
+    register_metric("fairness_gap", m.fairness_gap, test, receipt=True, label="fairness gap")
     register_metric("peak_rss_mib", m.cost("peak_rss_mib"), (), "lower")
     register_metric(
         "trainable_parameters",

@@ -4,15 +4,17 @@ Only the training split is split; valid and test stay as they are. A request wor
 ``user`` (all of a user's training interactions), ``item`` (all interactions with an item) or
 ``interaction`` (single user-item ratings, given as ``user:item``). It names its ids explicitly
 (``forget_ids`` or ``forget_file``, raw tokens as in the atomic files) or draws a ``forget_ratio`` of the
-level's units (users, items or interactions of the training split) with ``seed``.
+level's units (users, items or interactions of the training split) with ``seed``; at user level
+``forget_selection`` chooses CURE4Rec's forget sets instead of a random draw: ``core`` (the most active
+users by training interactions) or ``edge`` (the least active), ties broken by ``seed``.
 """
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 LEVELS = ("user", "item", "interaction")
+SELECTIONS = ("random", "core", "edge")
 PAIR_SEPARATOR = ":"
 
 
@@ -28,10 +30,18 @@ class ForgetRequest:
     ratio: float = 0.2
     ids: tuple = ()
     seed: int = 42
+    selection: str = "random"
 
     def __post_init__(self):
         if self.level not in LEVELS:
             raise ValueError(f"forget_level must be one of {list(LEVELS)}, got {self.level!r}.")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"forget_selection must be one of {list(SELECTIONS)}, got {self.selection!r}.")
+        if self.selection != "random" and self.level != "user" and not self.ids:
+            raise ValueError(
+                f"forget_selection '{self.selection}' picks users by activity (CURE4Rec); it needs "
+                f"forget_level: user, got {self.level!r}."
+            )
         if not self.ids and not (isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1):
             raise ValueError(f"forget_ratio must be in (0, 1), got {self.ratio!r}.")
         ids = [str(i).strip() for i in self.ids]
@@ -60,17 +70,15 @@ class ForgetRequest:
             ratio=config["forget_ratio"],
             ids=tuple(ids),
             seed=config["seed"],
+            selection=config["forget_selection"] or "random",
         )
 
     def describe(self):
         """Level and size of the request, without its ids."""
         what = f"{len(self.ids)} ids" if self.ids else f"ratio {self.ratio}"
+        if not self.ids and self.selection != "random":
+            what += f" of {self.selection} users"
         return f"{self.level}-level forget request, {what}, seed {self.seed}"
-
-    def key(self):
-        """SHA-256 of the request (sorted ids included): what a cached Retrain depends on."""
-        payload = "\n".join([self.level, repr(self.ratio), str(self.seed), *sorted(self.ids)])
-        return hashlib.sha256(payload.encode()).hexdigest()
 
     def mask(self, dataset):
         """Boolean mask over ``dataset.inter_feat`` rows (a training split) that are to be forgotten."""
@@ -90,14 +98,21 @@ class ForgetRequest:
         return mask
 
     def _drawn_units(self, units):
-        candidates = np.unique(units)
+        candidates, activity = np.unique(units, return_counts=True)
         count = int(round(self.ratio * len(candidates)))
         if count == 0:
             raise ValueError(
                 f"forget_ratio {self.ratio} of {len(candidates)} training {self.level}s is zero: "
                 "the forget set is empty."
             )
-        return np.random.default_rng(self.seed).choice(candidates, size=count, replace=False)
+        generator = np.random.default_rng(self.seed)
+        if self.selection == "random":
+            return generator.choice(candidates, size=count, replace=False)
+        # A seeded shuffle, then a stable sort by activity: equally active users in random order.
+        shuffled = generator.permutation(len(candidates))
+        most_active_first = shuffled[np.argsort(-activity[shuffled], kind="stable")]
+        chosen = most_active_first[:count] if self.selection == "core" else most_active_first[::-1][:count]
+        return candidates[chosen]
 
     def _explicit_units(self, dataset):
         known, unknown = [], []

@@ -9,6 +9,7 @@ answer distribution is to the Retrain model's, per sample, averaged (see ``dista
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from logging import getLogger
 
 import numpy as np
 import torch
@@ -16,15 +17,18 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from recbole_unlearn.evaluation.distances import DISTANCES
 
-# The splits a metric can read; a metric that reads the Retrain model's outputs also needs "retrained".
-SPLITS = ("test", "valid", "forget")
+# The splits a metric can read ("holdout": a seeded sample of the validation split as large as the forget
+# set, never trained on).
+SPLITS = ("test", "valid", "forget", "holdout")
+# Other models' outputs a metric can read: the Retrain model's and the Original's (on the same splits).
+REFERENCES = ("retrained", "original")
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str  # the key in result rows, results.json and receipts
     compute: Callable  # Evaluation -> float
-    needs: tuple = ("forget",)  # splits it reads, and "retrained" if it reads the Retrain model's
+    needs: tuple = ("forget",)  # splits it reads, and "retrained"/"original" if it reads those models' too
     better: str | None = None  # "higher", "lower", or None (a cost, or no direction)
     receipt: bool = False  # recorded in receipts and re-checked by verify (deterministic metrics only)
     label: str | None = None  # column header; None = in results files only, no table column
@@ -43,9 +47,9 @@ def register_metric(
     name, compute, needs=("forget",), better=None, receipt=False, label=None, fmt="{:.4f}", table=True, compare=False
 ):
     """Declare a metric (idempotent for the same function); columns appear in registration order."""
-    unknown = set(needs) - {*SPLITS, "retrained"}
+    unknown = set(needs) - {*SPLITS, *REFERENCES}
     if unknown:
-        raise ValueError(f"Metric {name!r} needs unknown data {sorted(unknown)}; choose from {[*SPLITS, 'retrained']}.")
+        raise ValueError(f"Metric {name!r} needs unknown data {sorted(unknown)}; choose from {[*SPLITS, *REFERENCES]}.")
     if better not in (None, "higher", "lower"):
         raise ValueError(f"Metric {name!r}: better must be 'higher', 'lower' or None, got {better!r}.")
     metric = Metric(name, compute, tuple(needs), better, receipt, label, fmt, table, compare)
@@ -123,15 +127,15 @@ def vocabulary_distance(name):
     return lambda evaluation: float(evaluation.outputs["forget"].vocab_distances[name].mean())
 
 
+def mean_yes_no_distance(name, outputs, retrained):
+    p = torch.from_numpy(outputs["forget"].yes_no)
+    q = torch.from_numpy(retrained["forget"].yes_no)
+    return float(DISTANCES[name](p, q).numpy().mean())
+
+
 def yes_no_distance(name):
     """Mean distance to the Retrain model over the two-way (like, not like) distribution on the forget set."""
-
-    def compute(evaluation):
-        p = torch.from_numpy(evaluation.outputs["forget"].yes_no)
-        q = torch.from_numpy(evaluation.retrained["forget"].yes_no)
-        return float(DISTANCES[name](p, q).numpy().mean())
-
-    return compute
+    return lambda evaluation: mean_yes_no_distance(name, evaluation.outputs, evaluation.retrained)
 
 
 def cost(key):
@@ -144,3 +148,70 @@ def trainable_parameters(evaluation):
 
 def trainable_share(evaluation):
     return evaluation.trainable_parameters / evaluation.total_parameters
+
+
+def _true_answer_probability(outputs):
+    return np.where(outputs.labels == 1, outputs.like, 1 - outputs.like)
+
+
+def mia_auc(outputs, seed):
+    """Loss attack (open-unlearning's MIA_LOSS) on the forget set (members) against the holdout sample
+    (non-members): the AUC of telling them apart by the loss of the true answer, members labelled 0 as
+    open-unlearning does, so 1 = the forget data looks trained on, 0.5 = indistinguishable. A forget set
+    larger than the holdout is subsampled (seeded) to its size."""
+    members, non_members = outputs["forget"], outputs["holdout"]
+    member_losses = -np.log(np.clip(_true_answer_probability(members), 1e-15, 1))
+    if len(member_losses) > len(non_members.labels):
+        member_losses = np.random.default_rng(seed).choice(member_losses, len(non_members.labels), replace=False)
+    non_member_losses = -np.log(np.clip(_true_answer_probability(non_members), 1e-15, 1))
+    is_non_member = np.r_[np.zeros(len(member_losses)), np.ones(len(non_member_losses))]
+    return float(roc_auc_score(is_non_member, np.r_[member_losses, non_member_losses]))
+
+
+def forget_mia_auc(evaluation):
+    return mia_auc(evaluation.outputs, evaluation.config["seed"])
+
+
+def forget_privleak(evaluation):
+    """open-unlearning's privleak: ``((1 - AUC) - (1 - AUC_retrain)) / (1 - AUC_retrain) * 100`` on the MIA
+    AUC. 0 = as private as the Retrain model; negative = the forget data looks more trained on than in
+    Retrain (too little forgotten); positive = less (too much: itself a signal of unlearning)."""
+    retrained = 1 - mia_auc(evaluation.retrained, evaluation.config["seed"])
+    if retrained == 0:
+        return float("nan")
+    return ((1 - forget_mia_auc(evaluation)) - retrained) / retrained * 100
+
+
+def forget_gap_closed(evaluation):
+    """``1 - d(model, Retrain) / d(Original, Retrain)`` for the mean yes/no JSD on the forget set: 1 = reached
+    Retrain, 0 = no closer than not unlearning, negative = farther than the Original."""
+    gap = mean_yes_no_distance("jsd", evaluation.original, evaluation.retrained)
+    if gap == 0:
+        getLogger().warning("forget_gap_closed is NaN: the Original and Retrain answer the forget set alike.")
+        return float("nan")
+    return 1 - mean_yes_no_distance("jsd", evaluation.outputs, evaluation.retrained) / gap
+
+
+def group_auc(evaluation, active):
+    """Test AUC over the active users' samples (``active``) or the others'; NaN, logged, for one class."""
+    test = evaluation.outputs["test"]
+    chosen = np.isin(test.users, evaluation.active_users) == active
+    group = "active" if active else "inactive"
+    labels = test.labels[chosen]
+    if len(np.unique(labels)) < 2:
+        getLogger().warning(f"test_auc_{group} is NaN: the {group} users' test samples are all of one class.")
+        return float("nan")
+    return float(roc_auc_score(labels, test.scores[chosen]))
+
+
+def test_auc_active(evaluation):
+    return group_auc(evaluation, active=True)
+
+
+def test_auc_inactive(evaluation):
+    return group_auc(evaluation, active=False)
+
+
+def fairness_gap(evaluation):
+    """CURE4Rec's fairness: test AUC of the active users minus that of the others."""
+    return test_auc_active(evaluation) - test_auc_inactive(evaluation)

@@ -1,10 +1,11 @@
 """One pass of a model over each evaluation split, kept for every metric to read.
 
-``collect_outputs`` runs the model once over a split and keeps, per sample, its label, its score (what
-the model's ``predict`` gives, so RecBole's evaluator sees the scores its own trainer would) and its
+``collect_outputs`` runs the model once over a split and keeps, per sample, its label, its user, its score
+(what the model's ``predict`` gives, so RecBole's evaluator sees the scores its own trainer would) and its
 two-way (like, not like) distribution; with a ``retrained`` model, also the per-sample distances between
 the two full answer distributions (a vocabulary is too wide to keep). ``Evaluation`` bundles the
-outputs of one model with its Retrain reference's and its cost; metrics are functions of it
+outputs of one model with those of the Retrain model and of the Original (the model unlearning starts
+from), its cost and the training split's active users; metrics are functions of it
 (``recbole_unlearn.evaluation.metrics``).
 """
 
@@ -30,6 +31,7 @@ class SplitOutputs:
     labels: np.ndarray
     scores: np.ndarray
     yes_no: np.ndarray  # [samples, 2] probabilities of (like, not like), float64
+    users: np.ndarray = None  # internal user id per sample
     vocab_distances: dict = field(default_factory=dict)  # name -> per-sample distance to the retrained model
     # The full answer distribution per batch of the loader, kept (within a memory budget) when this is the
     # Retrain model's, so other models' distances to it need no second pass of the Retrain model.
@@ -55,12 +57,15 @@ def _forward(model, interaction):
 
 
 @torch.inference_mode()
-def collect_outputs(model, data, label_field, retrained=None, retrained_answers=None, keep_answers_mib=0):
+def collect_outputs(
+    model, data, label_field, retrained=None, retrained_answers=None, keep_answers_mib=0, user_field=None
+):
     """``model``'s outputs on every sample of ``data`` (an evaluation loader), in dataset order.
 
     Distances to the Retrain model's full answer distribution come from ``retrained_answers`` (a
     ``SplitOutputs.answers`` of the same loader) or else from running ``retrained`` (which may be
     ``model`` itself). ``keep_answers_mib``: keep this model's answers if they fit in that many MiB.
+    ``user_field``: also keep each sample's user.
     In a multi-process run each rank scores its share; the rows are gathered so every rank holds all."""
     model.eval()
     if retrained is not None:
@@ -71,6 +76,8 @@ def collect_outputs(model, data, label_field, retrained=None, retrained_answers=
         interaction = batch[0]
         full, two_way, scores = _forward(model, interaction)
         row = {"score": scores, "label": interaction[label_field].double(), "yes_no": _probabilities(two_way)}
+        if user_field is not None:
+            row["user"] = interaction[user_field]
         if measures_distance or answers is not None:
             p = _probabilities(full)
         if measures_distance:
@@ -96,6 +103,7 @@ def collect_outputs(model, data, label_field, retrained=None, retrained_answers=
         labels=columns.pop("label"),
         scores=columns.pop("score"),
         yes_no=columns.pop("yes_no"),
+        users=columns.pop("user", None),
         vocab_distances=columns,
         answers=answers,
     )
@@ -103,14 +111,17 @@ def collect_outputs(model, data, label_field, retrained=None, retrained_answers=
 
 @dataclass
 class Evaluation:
-    """What metrics read about one evaluated model: its outputs per split, Retrain's, its cost."""
+    """What metrics read about one evaluated model: its outputs per split, the Retrain model's and the
+    Original's, its cost, and the users the fairness metrics count as active."""
 
     config: object
     outputs: dict  # split name -> SplitOutputs
     retrained: dict  # split name -> SplitOutputs of the Retrain model
+    original: dict  # split name -> SplitOutputs of the model unlearning starts from
     cost: dict
     trainable_parameters: int
     total_parameters: int
+    active_users: np.ndarray = None  # internal ids of the training split's most active users
     _recbole_results: dict = field(default_factory=dict, repr=False)
 
     def recbole(self, split):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 
 import matplotlib
@@ -10,14 +11,33 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from recbole_unlearn.evaluation.metrics import METRICS, table_metrics  # noqa: E402
+from recbole_unlearn.evaluation.summary import claims_table  # noqa: E402
 
 REFERENCE_ROWS = ("original", "retrain")
 FINGERPRINTS = ("split_sha256", "forget_sha256")
 
 
+def cell(metric, row):
+    """A metric's value in ``row``, or for a summary row over seeds its ``mean ± 95% CI``."""
+    if metric.name in row:
+        return metric.show(row[metric.name])
+    mean, half_width = row[f"{metric.name}_mean"], row[f"{metric.name}_ci95"]
+    if float(mean).is_integer() and (math.isnan(half_width) or half_width == 0):
+        mean, half_width = int(mean), int(0 if math.isnan(half_width) else half_width)
+    return f"{metric.show(mean)} ± {metric.show(half_width)}"
+
+
+def value_and_error(row, key):
+    """(value, 95% CI half-width) of ``key`` in a result row (no error) or a summary row over seeds."""
+    if key in row:
+        return row[key], 0.0
+    half_width = row[f"{key}_ci95"]
+    return row[f"{key}_mean"], 0.0 if math.isnan(half_width) else half_width
+
+
 def markdown_table(rows, compare=False):
     """The rows as a markdown table of the registered metrics that have a label (``compare``: the
-    comparison's columns, with the model first)."""
+    comparison's columns, with the model first); summary rows over seeds show ``mean ± 95% CI``."""
     metrics = table_metrics(compare)
     keys = ["model", "method"] if compare else ["method"]
     lines = [
@@ -25,9 +45,7 @@ def markdown_table(rows, compare=False):
         "|" + "---|" * (len(keys) + len(metrics)),
     ]
     lines += [
-        "| "
-        + " | ".join([str(row[key]) for key in keys] + [metric.show(row[metric.name]) for metric in metrics])
-        + " |"
+        "| " + " | ".join([str(row[key]) for key in keys] + [cell(metric, row) for metric in metrics]) + " |"
         for row in rows
     ]
     return "\n".join(lines)
@@ -61,6 +79,17 @@ def write_results(rows, directory, context):
     return _write_tables(rows, directory, "results", context)
 
 
+def write_seed_results(summary, runs, claims, directory, context):
+    """results.csv (the summary rows), results.json (``context``, every seed's ``runs``, the ``summary`` and
+    the ``claims``) and results.md (the summary table and the claims) of one model's runs over seeds."""
+    table = _write_tables(summary, directory, "results", context)
+    with open(os.path.join(directory, "results.json"), "w") as f:
+        json.dump({"context": context, "runs": runs, "summary": summary, "claims": claims}, f, indent=2)
+    with open(os.path.join(directory, "results.md"), "a") as f:
+        f.write("\n" + claims_table(claims) + "\n")
+    return table
+
+
 def write_comparison(results, directory):
     """comparison.csv/.json/.md and comparison.png over several models' runs (``unlearn_one`` results),
     which must share the split and the forget set."""
@@ -90,13 +119,14 @@ def comparison_plot(rows, path, title):
     for panel, key in zip(panels, ("test_auc", "forget_jsd_yesno")):
         label = METRICS[key].label
         for offset, method in enumerate(methods):
-            heights = [value[(m, method)][key] if (m, method) in value else float("nan") for m in models]
+            bars = [value_and_error(value[(m, method)], key) if (m, method) in value else (math.nan, 0) for m in models]
+            heights, errors = zip(*bars)
             positions = [i + (offset - (len(methods) - 1) / 2) * width for i in range(len(models))]
-            panel.bar(positions, heights, width, label=method)
+            panel.bar(positions, heights, width, yerr=errors, capsize=2, label=method)
         panel.set_xticks(range(len(models)), models, rotation=30)
         panel.set_ylabel(label)
         panel.grid(axis="y", alpha=0.3)
-    lows = [row["test_auc"] for row in rows]
+    lows = [value_and_error(row, "test_auc")[0] for row in rows]
     panels[0].set_ylim(max(0.0, min(lows) - 0.05), min(1.0, max(lows) + 0.02))
     panels[1].legend(fontsize=8)
     figure.suptitle(title)
@@ -106,21 +136,24 @@ def comparison_plot(rows, path, title):
 
 
 def tradeoff_plot(rows, path, title):
-    """Forget-set JSD to Retrain (lower = closer to retraining) against test AUC, one point per method."""
+    """Forget-set JSD to Retrain (lower = closer to retraining) against test AUC, one point per method
+    (summary rows over seeds: their means, with 95% CI error bars)."""
     figure, axes = plt.subplots(figsize=(6, 4.5))
     for row in rows:
         reference = row["method"] in REFERENCE_ROWS
-        axes.scatter(
-            row["forget_jsd"],
-            row["test_auc"],
-            marker="*" if reference else "o",
-            s=160 if reference else 60,
+        (x, x_error), (y, y_error) = value_and_error(row, "forget_jsd"), value_and_error(row, "test_auc")
+        axes.errorbar(
+            x,
+            y,
+            xerr=x_error or None,
+            yerr=y_error or None,
+            fmt="*" if reference else "o",
+            markersize=12 if reference else 7,
             color="black" if reference else None,
+            capsize=3,
             zorder=3,
         )
-        axes.annotate(
-            row["method"], (row["forget_jsd"], row["test_auc"]), textcoords="offset points", xytext=(6, 4), fontsize=9
-        )
+        axes.annotate(row["method"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
     axes.set_xlabel(f"{METRICS['forget_jsd'].label} to Retrain (full answer distribution)")
     axes.set_ylabel(METRICS["test_auc"].label)
     axes.set_title(title)

@@ -67,8 +67,9 @@ def save_outputs(path, outputs, answers=True):
     """A model's ``SplitOutputs`` per split (with ``answers``, its kept answers too), as tensors; atomically."""
     tensors, metadata = {}, {}
     for split, split_outputs in outputs.items():
-        for name in ("labels", "scores", "yes_no"):
-            tensors[f"{split}.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(split_outputs, name)))
+        for name in ("labels", "scores", "yes_no", "users"):
+            if getattr(split_outputs, name) is not None:
+                tensors[f"{split}.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(split_outputs, name)))
         for name, values in split_outputs.vocab_distances.items():
             tensors[f"{split}.distance.{name}"] = torch.from_numpy(np.ascontiguousarray(values))
         if answers and split_outputs.answers is not None:
@@ -98,6 +99,7 @@ def load_outputs(path, splits, answers=True):
                 labels=f.get_tensor(f"{split}.labels").numpy(),
                 scores=f.get_tensor(f"{split}.scores").numpy(),
                 yes_no=f.get_tensor(f"{split}.yes_no").numpy(),
+                users=f.get_tensor(f"{split}.users").numpy() if f"{split}.users" in names else None,
                 vocab_distances={
                     name.removeprefix(prefix): f.get_tensor(name).numpy() for name in names if name.startswith(prefix)
                 },

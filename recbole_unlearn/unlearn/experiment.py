@@ -43,10 +43,11 @@ def run_experiment(config):
         protocol.check(methods)
         (start, start_cost), start_name = protocol.original(), "original"
     retrained, retrain_cost = protocol.retrain(start)
-    retrain_row, retrained_outputs = protocol.evaluate(
-        "retrain", retrained, retrain_cost, retrained, cached_as="retrain"
-    )
-    start_row, _ = protocol.evaluate(start_name, start, start_cost, retrained, retrained_outputs, cached_as=start_name)
+    retrained_outputs = protocol.evaluated_outputs(retrained, retrained, cached_as="retrain")
+    start_outputs = protocol.evaluated_outputs(start, retrained, retrained_outputs, cached_as=start_name)
+    references = (retrained_outputs, start_outputs)
+    retrain_row = protocol.evaluate("retrain", retrained, retrain_cost, retrained_outputs, *references)
+    start_row = protocol.evaluate(start_name, start, start_cost, start_outputs, *references)
     rows, model = [start_row, retrain_row], retrained
     writes_files = distributed.is_main()
     for method in methods:
@@ -54,7 +55,8 @@ def run_experiment(config):
             row, cost, model = retrain_row, retrain_cost, retrained
         else:
             model, cost = protocol.unlearn(method, start)
-            row, _ = protocol.evaluate(method.name, model, cost, retrained, retrained_outputs)
+            outputs = protocol.evaluated_outputs(model, retrained, retrained_outputs)
+            row = protocol.evaluate(method.name, model, cost, outputs, *references)
             rows.append(row)
         if writes_files:
             write_receipt(protocol, method, row, cost, previous)

@@ -25,6 +25,8 @@ class UnlearnMethod:
     is_retrain = False
     # What the unlearned model is: one fine-tunable "model", or SISA's "shards" (an ensemble).
     produces = "model"
+    # What this method's paper claims, as ``recbole_unlearn.evaluation.summary.Claim``s judged over seeds.
+    claims = ()
 
     @classmethod
     def defaults(cls):

@@ -17,6 +17,7 @@ from recbole_unlearn.batching import length_sorted
 from recbole_unlearn.checkpoint import checkpoint_sha256, load_checkpoint
 from recbole_unlearn.data.fingerprints import interaction_tokens, split_sha256
 from recbole_unlearn.data.forget import ForgetRequest
+from recbole_unlearn.data.groups import active_users, holdout_rows
 from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.cost import CostMeter
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
@@ -57,10 +58,13 @@ class UnlearnProtocol:
         self.retain_rows = np.flatnonzero(~self.removed_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.example = next(iter(self.forget_data))[0]
-        self.eval_loaders = {
-            split: length_sorted(data)
-            for split, data in (("test", self.test_data), ("valid", self.valid_data), ("forget", self.forget_data))
-        }
+        # Membership-inference non-members: as many validation samples as forget samples (seeded).
+        valid = self.valid_data._dataset
+        self.holdout_rows = holdout_rows(valid, len(self.forget_rows), config["seed"])
+        holdout = eval_loader(config, valid.copy(valid.inter_feat[self.holdout_rows]))
+        splits = {"test": self.test_data, "valid": self.valid_data, "forget": self.forget_data, "holdout": holdout}
+        self.eval_loaders = {split: length_sorted(data) for split, data in splits.items()}
+        self.active_users = active_users(self.train_dataset, config["unlearn_active_user_share"])
         self.fingerprints = {
             "split_sha256": split_sha256(self.train_data, self.valid_data, self.test_data),
             "forget_sha256": self.rows_sha256(self.forget_rows),
@@ -68,8 +72,10 @@ class UnlearnProtocol:
         }
         output_dir = config["unlearn_output_dir"]
         self.cache = ModelCache(os.path.join(output_dir, "cache"), config["model"])
+        # Seeds of one run may start within the same second: their folders name them.
+        suffix = f"-seed{config['seed']}" if config["unlearn_seeds"] else ""
         self.run_dir = distributed.broadcast_object(
-            os.path.join(output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}")
+            os.path.join(output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}{suffix}")
         )
         # The checkpoint each model name was last written to or loaded from (for receipts).
         self.files = {}
@@ -185,6 +191,7 @@ class UnlearnProtocol:
         payload = {
             **recorded,
             **self.fingerprints,
+            "holdout": hashlib.sha256(self.holdout_rows.tobytes()).hexdigest(),
             "splits": needed_splits(),
             "batch": self.config["eval_batch_size"],
             "version": library_versions()["recbole-unlearn"],
@@ -206,36 +213,37 @@ class UnlearnProtocol:
         on the forget set also its distances to the Retrain model (whose answers ``retrained_outputs`` may
         hold). Evaluating the Retrain model itself keeps its forget-set answers within
         ``unlearn_eval_cache_max_mib``."""
-        label = self.config["LABEL_FIELD"]
+        label, user = self.config["LABEL_FIELD"], self.config["USER_ID_FIELD"]
         outputs = {}
         for split in needed_splits():
-            if split != "forget":
-                outputs[split] = collect_outputs(model, self.eval_loaders[split], label)
-                continue
-            kept = retrained_outputs["forget"].answers if retrained_outputs else None
-            outputs[split] = collect_outputs(
-                model,
-                self.eval_loaders[split],
-                label,
-                retrained=None if kept is not None else retrained,
-                retrained_answers=kept,
-                keep_answers_mib=self.config["unlearn_eval_cache_max_mib"] if retrained is model else 0,
-            )
+            distances = {}
+            if split == "forget":
+                kept = retrained_outputs["forget"].answers if retrained_outputs else None
+                distances = {
+                    "retrained": None if kept is not None else retrained,
+                    "retrained_answers": kept,
+                    "keep_answers_mib": self.config["unlearn_eval_cache_max_mib"] if retrained is model else 0,
+                }
+            outputs[split] = collect_outputs(model, self.eval_loaders[split], label, user_field=user, **distances)
         return outputs
 
-    def evaluate(self, name, model, cost, retrained, retrained_outputs=None, cached_as=None):
-        """The result row of ``model``, and its outputs; ``retrained_outputs`` = the Retrain model's own
-        (computed here when ``model`` is the Retrain model). ``cached_as``: the name of the cached checkpoint
-        ``model`` was loaded from or saved to, next to which its outputs are kept."""
-        outputs = self.cached_outputs(cached_as, lambda: self.outputs(model, retrained, retrained_outputs))
+    def evaluated_outputs(self, model, retrained, retrained_outputs=None, cached_as=None):
+        """``outputs`` of ``model``, kept next to the cached checkpoint ``cached_as`` if it is one."""
+        return self.cached_outputs(cached_as, lambda: self.outputs(model, retrained, retrained_outputs))
+
+    def evaluate(self, name, model, cost, outputs, retrained_outputs, original_outputs):
+        """The result row of ``model`` from its ``outputs`` and those of the Retrain model and the Original
+        (or the model a sequential request starts from)."""
         evaluation = Evaluation(
             config=self.config,
             outputs=outputs,
-            retrained=retrained_outputs or outputs,
+            retrained=retrained_outputs,
+            original=original_outputs,
             cost=cost,
             trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
             total_parameters=sum(p.numel() for p in model.parameters()),
+            active_users=self.active_users,
         )
         row = compute_row(name, evaluation)
         self.logger.info(f"{name}: {row}")
-        return row, outputs
+        return row

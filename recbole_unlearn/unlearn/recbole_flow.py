@@ -23,6 +23,11 @@ class UnlearningTrainer(LLMRecTrainer):
                 f"unlearn_method {config['unlearn_method']!r}: a RecBole trainer reports one unlearned model, "
                 "so name one method here; recbole-unlearn's run_recbole_unlearn compares several."
             )
+        if config["unlearn_seeds"]:
+            raise ValueError(
+                "unlearn_seeds: a RecBole trainer reports one run; recbole-unlearn's run_recbole_unlearn runs "
+                "every seed and summarises them."
+            )
         objective = config["unlearn_objective"]
         if objective is not None:
             if objective not in METRICS:

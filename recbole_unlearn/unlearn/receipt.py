@@ -1,8 +1,9 @@
 """Unlearning receipts: what was forgotten, when, how, with what result; and their verification.
 
-A receipt records the request (level, how many ids and a SHA-256 of the sorted ids; the ids themselves
-only with ``unlearn_receipt_ids: True``), the method and its hyper-parameters, start and end time, the
-SHA-256 of the Original, Retrain and unlearned checkpoints, the metrics, and the library versions.
+A receipt records the request (level, selection, seed and the run's seeds, how many ids and a SHA-256 of
+the sorted ids; the ids themselves only with ``unlearn_receipt_ids: True``), the method and its
+hyper-parameters, start and end time, the SHA-256 of the Original, Retrain and unlearned checkpoints, the
+metrics, and the library versions.
 ``verify`` recomputes the hashes, rebuilds the data and the models from the files, re-evaluates the
 metrics and says whether everything matches.
 """
@@ -51,7 +52,9 @@ def write_receipt(protocol, method, row, cost, previous=None):
     request = {
         "level": protocol.request.level,
         "ratio": None if protocol.request.ids else protocol.request.ratio,
+        "selection": None if protocol.request.ids else protocol.request.selection,
         "seed": protocol.request.seed,
+        "seeds": config["unlearn_seeds"],
         "ids_count": len(ids),
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "forget_interactions": len(protocol.forget_rows),
@@ -142,8 +145,11 @@ def verify(path):
         recorded = receipt[key] if key in receipt else receipt["request"][key]
         checks.append((key, fingerprints[key] == recorded, fingerprints[key][:16]))
     no_cost = {"seconds": 0, "peak_rss_mib": 0}
-    _, retrained_outputs = run.protocol.evaluate("retrain", run.retrained, no_cost, run.retrained)
-    row, _ = run.protocol.evaluate(receipt["method"], run.unlearned, no_cost, run.retrained, retrained_outputs)
+    protocol = run.protocol
+    retrained_outputs = protocol.evaluated_outputs(run.retrained, run.retrained)
+    references = (retrained_outputs, protocol.evaluated_outputs(run.start, run.retrained, retrained_outputs))
+    outputs = protocol.evaluated_outputs(run.unlearned, run.retrained, retrained_outputs)
+    row = protocol.evaluate(receipt["method"], run.unlearned, no_cost, outputs, *references)
     for key, recorded in receipt["metrics"].items():
         if key not in row:
             checks.append((key, False, "no metric of this name is registered (import the module that registers it)"))

@@ -3,6 +3,7 @@ import copy
 import torch
 
 from recbole_unlearn.config import config_with
+from recbole_unlearn.evaluation.summary import Claim
 from recbole_unlearn.model.answer import answer_logits, answer_targets
 from recbole_unlearn.model.lora import add_lora, default_targets, matching_layers
 from recbole_unlearn.trainer import SafeTrainer
@@ -33,6 +34,15 @@ class E2URec(UnlearnTrainer):
     """
 
     name = "e2urec"
+    claims = (
+        *(
+            Claim(f"E2URec's forget JSD (y/n) to Retrain is below {other}'s", "forget_jsd_yesno", "e2urec", other)
+            for other in ("neggrad", "bad_teacher", "sisa")
+        ),
+        Claim("E2URec's test AUC is within 0.01 of the Original's", "test_auc", "e2urec", "original", "higher", -0.01),
+        Claim("E2URec trains under 5% of the parameters", "trainable_share", "e2urec", None, "lower", 0.05),
+        Claim("E2URec unlearns in less time than Retrain", "unlearn_seconds", "e2urec", "retrain", "lower"),
+    )
 
     @classmethod
     def lora_targets(cls, config, model, example):
