@@ -1,0 +1,248 @@
+"""Results over seeds (summary, claims) and the field's evidence: membership inference, gap closed,
+CURE4Rec's forget sets and fairness."""
+
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from recbole_unlearn.data.forget import ForgetRequest
+from recbole_unlearn.data.groups import active_users
+from recbole_unlearn.evaluation import metrics
+from recbole_unlearn.evaluation.outputs import SplitOutputs
+from recbole_unlearn.evaluation.summary import Claim, summarize, summary_rows
+from recbole_unlearn.quick_start import unlearn_one
+
+from conftest import RUN_SCRIPT, SMALL_WINDOW, quiet
+
+
+def test_summary_is_numpys_mean_and_std_and_scipys_t_interval():
+    values = [0.71, 0.69, 0.74, 0.70]
+    summary = summarize(values)
+    assert summary["mean"] == pytest.approx(np.mean(values))
+    assert summary["std"] == pytest.approx(np.std(values, ddof=1))
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert summary["ci95"] == pytest.approx((high - low) / 2)
+    one = summarize([0.7])
+    assert one["mean"] == 0.7 and math.isnan(one["std"]) and math.isnan(one["ci95"])
+    assert summarize([0.7, math.nan, 0.9])["mean"] == pytest.approx(0.8)
+
+
+def test_summary_rows_cover_every_method_and_numeric_metric():
+    runs = [
+        [{"method": "original", "test_auc": 0.70, "note": "x"}, {"method": "e2urec", "test_auc": 0.68}],
+        [{"method": "original", "test_auc": 0.72, "note": "y"}, {"method": "e2urec", "test_auc": 0.66}],
+    ]
+    summary = {row["method"]: row for row in summary_rows(runs)}
+    assert summary["e2urec"]["seeds"] == 2
+    assert summary["e2urec"]["test_auc_mean"] == pytest.approx(0.67)
+    assert summary["original"]["test_auc_ci95"] == pytest.approx(summarize([0.70, 0.72])["ci95"])
+    assert "note_mean" not in summary["original"]
+
+
+def runs_of(differences):
+    """Runs in which method ``a``'s metric exceeds ``b``'s by the given per-seed differences."""
+    return [[{"method": "a", "m": 1.0 + d}, {"method": "b", "m": 1.0}] for d in differences]
+
+
+@pytest.mark.parametrize(
+    "differences, better, margin, verdict",
+    [
+        ([-0.10, -0.12, -0.11], "lower", 0.0, "holds"),
+        ([0.10, 0.12, 0.11], "lower", 0.0, "fails"),
+        ([-0.10, 0.12, 0.01], "lower", 0.0, "inconclusive"),
+        ([0.10, 0.12, 0.11], "higher", 0.0, "holds"),
+        ([-0.005, -0.004, -0.006], "higher", -0.01, "holds"),
+        ([-0.10], "lower", 0.0, "inconclusive"),
+    ],
+)
+def test_a_claim_is_judged_by_its_confidence_interval(differences, better, margin, verdict):
+    judged = Claim("a beats b", "m", "a", "b", better, margin).judge(runs_of(differences))
+    assert judged["verdict"] == verdict
+    assert judged["differences"] == pytest.approx(differences)
+    assert Claim("c beats b", "m", "c", "b").judge(runs_of(differences)) is None
+
+
+def outputs(labels, like, users=None):
+    like = np.asarray(like, dtype=float)
+    return SplitOutputs(
+        labels=np.asarray(labels, dtype=float),
+        scores=like.astype(np.float32),
+        yes_no=np.stack([like, 1 - like], axis=1),
+        users=None if users is None else np.asarray(users),
+    )
+
+
+def memorizer(trained_on, samples):
+    """P(like) of a model that recalls the label of each sample it was trained on and guesses 0.5 for the
+    rest: a model trained on the members."""
+    labels, ids = samples
+    return [(0.95 if label else 0.05) if i in trained_on else 0.5 for label, i in zip(labels, ids)]
+
+
+def test_mia_auc_is_higher_for_a_model_trained_on_the_members():
+    generator = np.random.default_rng(0)
+    members = (generator.integers(0, 2, 200), range(200))
+    non_members = (generator.integers(0, 2, 150), range(200, 350))
+    member_ids = set(members[1])
+    trained = {"forget": outputs(members[0], memorizer(member_ids, members)), "holdout": None}
+    trained["holdout"] = outputs(non_members[0], memorizer(member_ids, non_members))
+    never_saw = {
+        "forget": outputs(members[0], memorizer(set(), members)),
+        "holdout": outputs(non_members[0], memorizer(set(), non_members)),
+    }
+    assert metrics.mia_auc(trained, seed=0) > 0.9 > metrics.mia_auc(never_saw, seed=0) == pytest.approx(0.5)
+    evaluation = SimpleNamespace(outputs=trained, retrained=never_saw, config={"seed": 0})
+    retrain_auc = metrics.mia_auc(never_saw, seed=0)
+    expected = ((1 - metrics.mia_auc(trained, 0)) - (1 - retrain_auc)) / (1 - retrain_auc) * 100
+    assert metrics.forget_privleak(evaluation) == pytest.approx(expected) and expected < 0
+
+
+def test_gap_closed_is_one_at_retrain_zero_at_the_original():
+    original = {"forget": outputs([1, 0, 1], [0.9, 0.2, 0.8])}
+    retrained = {"forget": outputs([1, 0, 1], [0.5, 0.5, 0.4])}
+    halfway = {"forget": outputs([1, 0, 1], [0.7, 0.35, 0.6])}
+
+    def gap(model):
+        return metrics.forget_gap_closed(SimpleNamespace(outputs=model, retrained=retrained, original=original))
+
+    assert gap(retrained) == pytest.approx(1) and gap(original) == pytest.approx(0)
+    assert 0 < gap(halfway) < 1
+    assert gap({"forget": outputs([1, 0, 1], [0.99, 0.01, 0.99])}) < 0
+
+
+def hand_dataset(activity):
+    """A training split in which user ``u`` has ``activity[u]`` interactions (users 1..n)."""
+    users = torch.tensor([user for user, count in activity.items() for _ in range(count)])
+    return SimpleNamespace(
+        inter_feat={"user_id": users, "item_id": torch.arange(len(users))},
+        uid_field="user_id",
+        iid_field="item_id",
+        item_num=len(users) + 1,
+    )
+
+
+def forgotten_users(dataset, **request):
+    mask = ForgetRequest(level="user", **request).mask(dataset)
+    return set(dataset.inter_feat["user_id"][torch.from_numpy(mask)].tolist())
+
+
+def test_core_and_edge_pick_the_most_and_least_active_users():
+    dataset = hand_dataset({1: 9, 2: 7, 3: 5, 4: 1, 5: 1, 6: 2, 7: 3, 8: 4, 9: 6, 10: 8})
+    assert forgotten_users(dataset, ratio=0.3, selection="core") == {1, 10, 2}
+    assert forgotten_users(dataset, ratio=0.3, selection="edge") == {4, 5, 6}
+    # Two equally inactive users, one to pick: the seed decides.
+    picks = {frozenset(forgotten_users(dataset, ratio=0.1, selection="edge", seed=seed)) for seed in range(20)}
+    assert picks == {frozenset({4}), frozenset({5})}
+    random = forgotten_users(dataset, ratio=0.3)
+    assert len(random) == 3
+    with pytest.raises(ValueError, match="forget_selection 'core'.*forget_level: user"):
+        ForgetRequest(level="item", selection="core")
+    with pytest.raises(ValueError, match="forget_selection must be one of"):
+        ForgetRequest(selection="active")
+
+
+def test_fairness_groups_test_users_by_training_activity(caplog):
+    dataset = hand_dataset({user: user for user in range(1, 21)})
+    active = active_users(dataset, 0.1)
+    assert sorted(active) == [19, 20]
+    # Active users' scores rank their labels perfectly, the others' invert them.
+    test = outputs([1, 0, 1, 0, 1, 0], [0.9, 0.1, 0.8, 0.8, 0.3, 0.7], users=[20, 19, 20, 3, 4, 5])
+    evaluation = SimpleNamespace(outputs={"test": test}, active_users=active)
+    assert metrics.test_auc_active(evaluation) == 1 and metrics.test_auc_inactive(evaluation) == 0
+    assert metrics.fairness_gap(evaluation) == 1
+    one_class = outputs([1, 1, 0, 1], [0.9, 0.8, 0.2, 0.3], users=[20, 19, 3, 4])
+    assert math.isnan(metrics.test_auc_active(SimpleNamespace(outputs={"test": one_class}, active_users=active)))
+    assert "test_auc_active is NaN" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory):
+    """A 2-seed run of core users' forget request through the command line (DeepFM, small slice)."""
+    directory = tmp_path_factory.mktemp("seeds")
+    (directory / "run.yaml").write_text(
+        f"use_gpu: False\nshow_progress: False\nstate: warning\nepochs: 1\nval_interval: {SMALL_WINDOW}\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            RUN_SCRIPT,
+            "--model=DeepFM",
+            "--config_files=run.yaml",
+            "--unlearn_method=neggrad,e2urec",
+            "--forget_selection=core",
+            "--unlearn_seeds=[1,2]",
+            "--unlearn_compare=[['neggrad','e2urec']]",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=directory,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (summary_dir,) = glob.glob(str(directory / "saved" / "unlearn" / "DeepFM-ml-100k-seeds-*"))
+    with open(os.path.join(summary_dir, "results.json")) as f:
+        return directory, out.stdout, json.load(f)
+
+
+def test_seeds_give_per_seed_rows_a_summary_and_claims(seeded_run):
+    _, stdout, results = seeded_run
+    assert [run["seed"] for run in results["runs"]] == [1, 2]
+    assert all(
+        [row["method"] for row in run["rows"]] == ["original", "retrain", "neggrad", "e2urec"]
+        for run in results["runs"]
+    )
+    # Different seeds: different models (the core users are the same, the initialisation is not).
+    first, second = ({row["method"]: row for row in run["rows"]} for run in results["runs"])
+    assert first["original"]["test_auc"] != second["original"]["test_auc"]
+    e2urec = next(row for row in results["summary"] if row["method"] == "e2urec")
+    auc = [first["e2urec"]["test_auc"], second["e2urec"]["test_auc"]]
+    assert e2urec["test_auc_mean"] == pytest.approx(np.mean(auc))
+    assert e2urec["test_auc_ci95"] == pytest.approx(summarize(auc)["ci95"])
+    claims = {claim["text"]: claim for claim in results["claims"]}
+    below = claims["E2URec's forget JSD (y/n) to Retrain is below neggrad's"]
+    expected = [first["e2urec"]["forget_jsd_yesno"] - first["neggrad"]["forget_jsd_yesno"]]
+    assert below["differences"][0] == pytest.approx(expected[0])
+    assert all(claim["verdict"] in ("holds", "fails", "inconclusive") for claim in results["claims"])
+    assert any(text.startswith("neggrad higher gap closed than e2urec") for text in claims)
+    # Claims naming a method that did not run (Bad-T, SISA) are left out.
+    assert not any("bad_teacher" in text or "sisa" in text for text in claims)
+    assert " ± " in stdout and "| claim | mean difference ± 95% CI | seeds | verdict |" in stdout
+
+
+def test_a_seeds_receipt_records_selection_and_seeds_and_verifies(seeded_run):
+    directory, _, results = seeded_run
+    run_dir = results["runs"][1]["context"]["run_dir"]
+    receipt_file = os.path.join(run_dir, "receipt-e2urec.json")
+    with open(os.path.join(directory, receipt_file)) as f:
+        request = json.load(f)["request"]
+    assert request["selection"] == "core" and request["seed"] == 2 and request["seeds"] == [1, 2]
+    out = subprocess.run(
+        [sys.executable, RUN_SCRIPT, "verify", receipt_file], capture_output=True, text=True, cwd=directory, timeout=300
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "OK   forget_mia_auc" in out.stdout and "OK   forget_gap_closed" in out.stdout
+
+
+def test_edge_users_run_end_to_end_through_the_python_api(workdir):
+    result = unlearn_one(
+        "DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_method="neggrad", forget_selection="edge")
+    )
+    assert "of edge users" in result["context"]["forget_request"]
+    assert [row["method"] for row in result["rows"]] == ["original", "retrain", "neggrad"]
+    assert 0 <= result["rows"][2]["forget_mia_auc"] <= 1
+
+
+def test_compare_without_seeds_names_the_missing_key(workdir):
+    with pytest.raises(ValueError, match="unlearn_compare judges claims over seeds: set unlearn_seeds"):
+        unlearn_one("DeepFM", "ml-100k", config_dict=quiet(unlearn_compare=[["neggrad", "e2urec"]]))
+    with pytest.raises(ValueError, match="unlearn_seeds lists a seed more than once"):
+        unlearn_one("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_seeds=[3, 3]))
