@@ -95,9 +95,11 @@ def test_objective_function_returns_the_unlearning_metrics_of_one_trial(unlearni
     assert {"auc", "logloss", "forget_auc", "forget_jsd", "unlearn_seconds"} <= set(result["test_result"])
 
 
-def test_several_methods_are_refused_by_a_recbole_trainer(workdir):
+def test_several_methods_or_seeds_are_refused_by_a_recbole_trainer(workdir):
     with pytest.raises(ValueError, match="a RecBole trainer reports one unlearned model"):
         run_recbole(model="LLMRec", dataset="ml-100k", config_dict=tiny(unlearn_method="neggrad,e2urec"))
+    with pytest.raises(ValueError, match="unlearn_seeds: a RecBole trainer reports one run"):
+        run_recbole(model="LLMRec", dataset="ml-100k", config_dict=tiny(unlearn_method="e2urec", unlearn_seeds=[1, 2]))
 
 
 # The shape of RecBole's repository script run_recbole.py: it never imports recbole_unlearn.

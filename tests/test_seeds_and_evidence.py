@@ -241,8 +241,10 @@ def test_edge_users_run_end_to_end_through_the_python_api(workdir):
     assert 0 <= result["rows"][2]["forget_mia_auc"] <= 1
 
 
-def test_compare_without_seeds_names_the_missing_key(workdir):
+def test_bad_seed_options_name_their_key(workdir):
     with pytest.raises(ValueError, match="unlearn_compare judges claims over seeds: set unlearn_seeds"):
         unlearn_one("DeepFM", "ml-100k", config_dict=quiet(unlearn_compare=[["neggrad", "e2urec"]]))
     with pytest.raises(ValueError, match="unlearn_seeds lists a seed more than once"):
         unlearn_one("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_seeds=[3, 3]))
+    with pytest.raises(ValueError, match="unlearn_seeds cannot be combined with unlearn_after"):
+        unlearn_one("DeepFM", "ml-100k", config_dict=quiet(unlearn_seeds=[3, 4], unlearn_after="receipt.json"))

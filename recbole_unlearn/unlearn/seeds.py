@@ -27,6 +27,8 @@ def checked_seeds(config):
         raise ValueError(f"unlearn_seeds must be a non-empty list of integers, e.g. [42, 43, 44]; got {seeds!r}.")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"unlearn_seeds lists a seed more than once: {seeds}.")
+    if config["unlearn_after"]:
+        raise ValueError("unlearn_seeds cannot be combined with unlearn_after: a receipt continues one seed's run.")
     return list(seeds)
 
 

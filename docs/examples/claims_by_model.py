@@ -1,0 +1,32 @@
+"""One markdown table of the claims blocks of several runs over seeds: a row per claim, a column per model.
+
+Usage: python docs/examples/claims_by_model.py saved/unlearn/*-seeds-*/results.json
+"""
+
+import json
+import sys
+
+from recbole_unlearn.evaluation.metrics import METRICS
+
+
+def cell(claim):
+    show = METRICS[claim["metric"]].show
+    return f"{claim['verdict']} ({show(claim['mean'])} ± {show(claim['ci95'])})"
+
+
+def main(paths):
+    verdicts = {}
+    for path in paths:
+        with open(path) as f:
+            results = json.load(f)
+        for claim in results["claims"]:
+            verdicts.setdefault(claim["text"], {})[results["context"]["model"]] = cell(claim)
+    models = list(dict.fromkeys(model for row in verdicts.values() for model in row))
+    print("| claim | " + " | ".join(models) + " |")
+    print("|---|" + "---|" * len(models))
+    for text, row in verdicts.items():
+        print(f"| {text} | " + " | ".join(row.get(model, "") for model in models) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
