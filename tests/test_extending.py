@@ -75,3 +75,56 @@ def test_a_mistyped_key_fails_on_the_command_line_naming_the_closest_key(workdir
     )
     assert out.returncode != 0
     assert f"Unknown config key '{flag[2:].split('=')[0]}'" in out.stderr and hint in out.stderr
+
+
+# A third-party package with one unlearning method, its defaults and an entry point, as pip installs it.
+PLUGIN_MODULE = '''
+from importlib.resources import files
+
+from recbole_unlearn.unlearn.unlearn_trainer import UnlearnTrainer
+
+
+class GradientAscent(UnlearnTrainer):
+    """Ascend on the forget data only: -CE(forget)."""
+
+    name = "gradient_ascent"
+    defaults_file = files("ascent_plugin") / "gradient_ascent.yaml"
+
+    def compute_loss(self, pair):
+        return -self.model.calculate_loss(pair.forget)
+'''
+PLUGIN_DEFAULTS = """gradient_ascent_learning_rate: 0.0001
+gradient_ascent_epochs: 1
+gradient_ascent_train_batch_size: 64
+"""
+
+
+def install_plugin(site):
+    """``ascent_plugin`` in ``site`` as an installed distribution (a dist-info with its entry point)."""
+    package = site / "ascent_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text(PLUGIN_MODULE)
+    (package / "gradient_ascent.yaml").write_text(PLUGIN_DEFAULTS)
+    info = site / "ascent_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ascent-plugin\nVersion: 0.1\n")
+    entry_point = "gradient_ascent = ascent_plugin:GradientAscent"
+    (info / "entry_points.txt").write_text(f"[recbole_unlearn.methods]\n{entry_point}\n")
+
+
+def test_a_method_of_another_package_runs_by_name_through_its_entry_point(tmp_path):
+    install_plugin(tmp_path)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, RUN_SCRIPT, "--model=DeepFM", "--unlearn_method=gradient_ascent", "--epochs=1"]
+    command += ["--use_gpu=False", "--show_progress=False", f"--val_interval={quiet()['val_interval']}"]
+    out = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| gradient_ascent |" in out.stdout
+    (receipt,) = (tmp_path / "saved" / "unlearn").glob("DeepFM-*/receipt-gradient_ascent.json")
+    with open(receipt) as f:
+        assert json.load(f)["hyperparameters"]["gradient_ascent_learning_rate"] == 0.0001
+    # A mistyped key of the plug-in's prefix fails like ours: its defaults are declared keys.
+    mistyped = subprocess.run(
+        [*command, "--gradient_ascent_lerning_rate=1"], cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert "did you mean 'gradient_ascent_learning_rate'" in mistyped.stderr

@@ -161,7 +161,7 @@ def test_fairness_groups_test_users_by_training_activity(caplog):
     assert metrics.fairness_gap(evaluation) == 1
     one_class = outputs([1, 1, 0, 1], [0.9, 0.8, 0.2, 0.3], users=[20, 19, 3, 4])
     assert math.isnan(metrics.test_auc_active(SimpleNamespace(outputs={"test": one_class}, active_users=active)))
-    assert "test_auc_active is NaN" in caplog.text
+    assert "test_auc_active is NaN: the active users' test labels hold fewer than two classes" in caplog.text
 
 
 @pytest.fixture(scope="module")

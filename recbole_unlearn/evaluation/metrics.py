@@ -199,7 +199,7 @@ def group_auc(evaluation, active):
     group = "active" if active else "inactive"
     labels = test.labels[chosen]
     if len(np.unique(labels)) < 2:
-        getLogger().warning(f"test_auc_{group} is NaN: the {group} users' test samples are all of one class.")
+        getLogger().warning(f"test_auc_{group} is NaN: the {group} users' test labels hold fewer than two classes.")
         return float("nan")
     return float(roc_auc_score(labels, test.scores[chosen]))
 
