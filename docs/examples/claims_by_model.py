@@ -1,4 +1,5 @@
-"""One markdown table of the claims blocks of several runs over seeds: a row per claim, a column per model.
+"""One markdown table of the claims blocks of several runs over seeds: a row per claim, a column per model
+(and forget selection, when it is core or edge).
 
 Usage: python docs/examples/claims_by_model.py saved/unlearn/*-seeds-*/results.json
 """
@@ -19,8 +20,13 @@ def main(paths):
     for path in paths:
         with open(path) as f:
             results = json.load(f)
+        context = results["context"]
+        column = context["model"]
+        for selection in ("core", "edge"):
+            if f"of {selection} users" in context["forget_request"]:
+                column += f" ({selection})"
         for claim in results["claims"]:
-            verdicts.setdefault(claim["text"], {})[results["context"]["model"]] = cell(claim)
+            verdicts.setdefault(claim["text"], {})[column] = cell(claim)
     models = list(dict.fromkeys(model for row in verdicts.values() for model in row))
     print("| claim | " + " | ".join(models) + " |")
     print("|---|" + "---|" * len(models))
