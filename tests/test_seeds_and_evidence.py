@@ -144,6 +144,10 @@ def test_core_and_edge_pick_the_most_and_least_active_users():
     assert picks == {frozenset({4}), frozenset({5})}
     random = forgotten_users(dataset, ratio=0.3)
     assert len(random) == 3
+    # Explicit ids override the selection.
+    explicit = SimpleNamespace(**vars(dataset), field2token_id={"user_id": {str(u): u for u in range(1, 11)}})
+    explicit.dataset_name = "hand"
+    assert forgotten_users(explicit, ids=("4", "9"), selection="core") == {4, 9}
     with pytest.raises(ValueError, match="forget_selection 'core'.*forget_level: user"):
         ForgetRequest(level="item", selection="core")
     with pytest.raises(ValueError, match="forget_selection must be one of"):
