@@ -59,35 +59,32 @@ def comparison_table(results):
     return markdown_table(comparison_rows(results), compare=True)
 
 
-def _write_tables(rows, directory, name, context, compare=False):
-    """``name``.csv, ``name``.json (rows plus the run's context) and ``name``.md."""
+def _write_tables(rows, directory, name, document, compare=False, appendix=""):
+    """``name``.csv (the rows), ``name``.json (``document``) and ``name``.md (the rows' table, then
+    ``appendix``)."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, f"{name}.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
     with open(os.path.join(directory, f"{name}.json"), "w") as f:
-        json.dump({"context": context, "results": rows}, f, indent=2)
+        json.dump(document, f, indent=2)
     table = markdown_table(rows, compare)
     with open(os.path.join(directory, f"{name}.md"), "w") as f:
-        f.write(table + "\n")
+        f.write(table + "\n" + appendix)
     return table
 
 
 def write_results(rows, directory, context):
     """results.csv, results.json and results.md of one model's run."""
-    return _write_tables(rows, directory, "results", context)
+    return _write_tables(rows, directory, "results", {"context": context, "results": rows})
 
 
 def write_seed_results(summary, runs, claims, directory, context):
     """results.csv (the summary rows), results.json (``context``, every seed's ``runs``, the ``summary`` and
     the ``claims``) and results.md (the summary table and the claims) of one model's runs over seeds."""
-    table = _write_tables(summary, directory, "results", context)
-    with open(os.path.join(directory, "results.json"), "w") as f:
-        json.dump({"context": context, "runs": runs, "summary": summary, "claims": claims}, f, indent=2)
-    with open(os.path.join(directory, "results.md"), "a") as f:
-        f.write("\n" + claims_table(claims) + "\n")
-    return table
+    document = {"context": context, "runs": runs, "summary": summary, "claims": claims}
+    return _write_tables(summary, directory, "results", document, appendix="\n" + claims_table(claims) + "\n")
 
 
 def write_comparison(results, directory):
@@ -104,7 +101,7 @@ def write_comparison(results, directory):
     rows = comparison_rows(results)
     shared = {key: contexts[0][key] for key in ("dataset", "forget_request", "seed", *FINGERPRINTS)}
     context = {**shared, "runs": {c["model"]: result["run_dir"] for c, result in zip(contexts, results)}}
-    table = _write_tables(rows, directory, "comparison", context, compare=True)
+    table = _write_tables(rows, directory, "comparison", {"context": context, "results": rows}, compare=True)
     comparison_plot(rows, os.path.join(directory, "comparison.png"), f"{shared['dataset']}: {shared['forget_request']}")
     return table
 

@@ -86,7 +86,6 @@ def run_seeds(config):
         os.path.join(config["unlearn_output_dir"], f"{config['model']}-{config['dataset']}-seeds-{get_local_time()}")
     )
     if distributed.is_main():
-        os.makedirs(run_dir, exist_ok=True)
         write_seed_results(summary, runs, verdicts, run_dir, context)
         title = f"{config['model']} on {config['dataset']}: {len(seeds)} seeds, mean ± 95% CI"
         tradeoff_plot(summary, os.path.join(run_dir, "tradeoff.png"), title)
