@@ -1,6 +1,8 @@
 """Shared fixtures and helpers: small real slices of ML-100K, tiny models, per-test working folders."""
 
 import os
+import subprocess
+import sys
 from contextlib import contextmanager
 
 import pytest
@@ -25,6 +27,12 @@ TINY_T5 = {
 }
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_SCRIPT = os.path.join(REPO, "run_recbole_unlearn.py")
+
+
+def run_cli(*args, cwd, timeout=600, env=None):
+    """Our command line (``run_recbole_unlearn.py *args``) in a subprocess, as a user runs it."""
+    command = [sys.executable, RUN_SCRIPT, *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def registered_methods():

@@ -18,7 +18,7 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify
 
-from conftest import RUN_SCRIPT, SMALL_WINDOW, inside, quiet, registered_methods
+from conftest import RUN_SCRIPT, SMALL_WINDOW, inside, quiet, registered_methods, run_cli
 
 
 def config(output_dir, **overrides):
@@ -89,13 +89,8 @@ def test_verify_catches_a_changed_checkpoint_and_a_changed_metric(run, tmp_path)
 
 
 def test_verify_command_line(run):
-    out = subprocess.run(
-        [sys.executable, RUN_SCRIPT, "verify", os.path.join(run["run_dir"], "receipt-neggrad.json")],
-        capture_output=True,
-        text=True,
-        cwd=os.path.dirname(os.path.dirname(run["run_dir"])),
-        timeout=300,
-    )
+    receipt = os.path.join(run["run_dir"], "receipt-neggrad.json")
+    out = run_cli("verify", receipt, cwd=os.path.dirname(os.path.dirname(run["run_dir"])), timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "All checks passed." in out.stdout and "OK   forget_jsd_yesno" in out.stdout
 
@@ -239,8 +234,6 @@ def test_a_second_request_given_on_the_command_line_runs_and_its_chained_receipt
     receipt = os.path.join(run_dir, "receipt-e2urec.json")
     with open(receipt) as f:
         assert json.load(f)["request"]["forget_interactions"] == 3
-    checked = subprocess.run(
-        [sys.executable, RUN_SCRIPT, "verify", receipt], cwd=workdir, capture_output=True, text=True, timeout=300
-    )
+    checked = run_cli("verify", receipt, cwd=workdir, timeout=300)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
     assert "OK   previous receipt file" in checked.stdout and "All checks passed." in checked.stdout

@@ -2,15 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 from recbole.data import create_dataset, data_preparation
 
 from recbole_unlearn.quick_start import train_and_test
 
-from conftest import RUN_SCRIPT, SMALL_WINDOW, TINY_T5, small_config
+from conftest import SMALL_WINDOW, TINY_T5, run_cli, small_config
 
 
 def test_deepfm_trains_with_the_plugin_imported(workdir):
@@ -51,20 +49,13 @@ def test_cli_trains_and_tests_both_models(workdir):
         f"use_gpu: False\nshow_progress: False\nstate: warning\nepochs: 1\n"
         f"val_interval: {SMALL_WINDOW}\nllm_config: {TINY_T5}\n"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            RUN_SCRIPT,
-            "--model=LLMRec,DeepFM",
-            "--dataset=ml-100k",
-            "--config_files=small.yaml",
-            "--train_batch_size=64",
-            "--unlearn_method=none",
-        ],
-        capture_output=True,
-        text=True,
+    out = run_cli(
+        "--model=LLMRec,DeepFM",
+        "--dataset=ml-100k",
+        "--config_files=small.yaml",
+        "--train_batch_size=64",
+        "--unlearn_method=none",
         cwd=workdir,
-        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     table = out.stdout.splitlines()

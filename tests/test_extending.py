@@ -3,7 +3,6 @@
 import importlib
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -13,7 +12,7 @@ from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.receipt import verify
 
-from conftest import RUN_SCRIPT, quiet
+from conftest import RUN_SCRIPT, quiet, run_cli
 
 # The example of docs/extending.md, verbatim.
 METRIC_MODULE = '''
@@ -70,9 +69,7 @@ def test_the_documented_example_is_the_tested_one():
     ],
 )
 def test_a_mistyped_key_fails_on_the_command_line_naming_the_closest_key(workdir, flag, hint):
-    out = subprocess.run(
-        [sys.executable, RUN_SCRIPT, "--model=DeepFM", flag], cwd=workdir, capture_output=True, text=True, timeout=120
-    )
+    out = run_cli("--model=DeepFM", flag, cwd=workdir, timeout=120)
     assert out.returncode != 0
     assert f"Unknown config key '{flag[2:].split('=')[0]}'" in out.stderr and hint in out.stderr
 
@@ -115,16 +112,14 @@ def install_plugin(site):
 def test_a_method_of_another_package_runs_by_name_through_its_entry_point(tmp_path):
     install_plugin(tmp_path)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, RUN_SCRIPT, "--model=DeepFM", "--unlearn_method=gradient_ascent", "--epochs=1"]
-    command += ["--use_gpu=False", "--show_progress=False", f"--val_interval={quiet()['val_interval']}"]
-    out = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    flags = ["--model=DeepFM", "--unlearn_method=gradient_ascent", "--epochs=1", "--use_gpu=False"]
+    flags += ["--show_progress=False", f"--val_interval={quiet()['val_interval']}"]
+    out = run_cli(*flags, cwd=tmp_path, env=environment, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| gradient_ascent |" in out.stdout
     (receipt,) = (tmp_path / "saved" / "unlearn").glob("DeepFM-*/receipt-gradient_ascent.json")
     with open(receipt) as f:
         assert json.load(f)["hyperparameters"]["gradient_ascent_learning_rate"] == 0.0001
     # A mistyped key of the plug-in's prefix fails like ours: its defaults are declared keys.
-    mistyped = subprocess.run(
-        [*command, "--gradient_ascent_lerning_rate=1"], cwd=tmp_path, env=environment, capture_output=True, text=True
-    )
+    mistyped = run_cli(*flags, "--gradient_ascent_lerning_rate=1", cwd=tmp_path, env=environment)
     assert "did you mean 'gradient_ascent_learning_rate'" in mistyped.stderr

@@ -5,8 +5,6 @@ import glob
 import json
 import math
 import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,7 +19,7 @@ from recbole_unlearn.evaluation.outputs import SplitOutputs
 from recbole_unlearn.evaluation.summary import Claim, summarize, summary_rows
 from recbole_unlearn.quick_start import unlearn_one
 
-from conftest import RUN_SCRIPT, SMALL_WINDOW, quiet
+from conftest import SMALL_WINDOW, quiet, run_cli
 
 
 def test_summary_is_numpys_mean_and_std_and_scipys_t_interval():
@@ -175,21 +173,14 @@ def seeded_run(tmp_path_factory):
     (directory / "run.yaml").write_text(
         f"use_gpu: False\nshow_progress: False\nstate: warning\nepochs: 1\nval_interval: {SMALL_WINDOW}\n"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            RUN_SCRIPT,
-            "--model=DeepFM",
-            "--config_files=run.yaml",
-            "--unlearn_method=neggrad,e2urec",
-            "--forget_selection=core",
-            "--unlearn_seeds=[1,2]",
-            "--unlearn_compare=[['neggrad','e2urec']]",
-        ],
-        capture_output=True,
-        text=True,
+    out = run_cli(
+        "--model=DeepFM",
+        "--config_files=run.yaml",
+        "--unlearn_method=neggrad,e2urec",
+        "--forget_selection=core",
+        "--unlearn_seeds=[1,2]",
+        "--unlearn_compare=[['neggrad','e2urec']]",
         cwd=directory,
-        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     (summary_dir,) = glob.glob(str(directory / "saved" / "unlearn" / "DeepFM-ml-100k-seeds-*"))
@@ -229,9 +220,7 @@ def test_a_seeds_receipt_records_selection_and_seeds_and_verifies(seeded_run):
     with open(os.path.join(directory, receipt_file)) as f:
         request = json.load(f)["request"]
     assert request["selection"] == "core" and request["seed"] == 2 and request["seeds"] == [1, 2]
-    out = subprocess.run(
-        [sys.executable, RUN_SCRIPT, "verify", receipt_file], capture_output=True, text=True, cwd=directory, timeout=300
-    )
+    out = run_cli("verify", receipt_file, cwd=directory, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "OK   forget_mia_auc" in out.stdout and "OK   forget_gap_closed" in out.stdout
 
