@@ -16,8 +16,9 @@ from recbole_unlearn.evaluation.summary import claims_table, judge_claims, pair_
 from recbole_unlearn.unlearn.experiment import run_experiment
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 
-# Rows every run has besides the methods', which a claim may name.
-REFERENCE_NAMES = ("original", "retrain", "previous")
+# Rows every run has besides the methods', which a claim may name (seeds exclude sequential requests, so
+# there is no "previous" row).
+REFERENCE_NAMES = ("original", "retrain")
 
 
 def checked_seeds(config):
