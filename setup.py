@@ -49,6 +49,13 @@ setup(
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "psutil>=5.9",
+        "scipy>=1.10",
+        # curvlinops-for-pytorch (the influence method's curvature) without its backpack dependency, which
+        # asks for torchvision, whose PyPI build breaks a CPU torch: install it with
+        # `pip install --no-deps curvlinops-for-pytorch==3.0.1`; these are the packages it imports.
+        "einops>=0.3",
+        "einconv>=0.1",
+        "linear_operator>=0.5",
         # RecBole 1.2.1 pins ray <= 2.6.3, which imports pkg_resources; setuptools 81 removed it. Without
         # this pin `from recbole.quick_start import run_recbole` fails in a fresh venv.
         "setuptools<81",

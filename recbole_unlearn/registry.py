@@ -37,8 +37,12 @@ from recbole_unlearn.model.answer import has_answer_vocabulary
 from recbole_unlearn.unlearn.method import register_method
 from recbole_unlearn.unlearn.methods.bad_teacher import BadTeacher
 from recbole_unlearn.unlearn.methods.e2urec import E2URec
+from recbole_unlearn.unlearn.methods.influence import Influence
 from recbole_unlearn.unlearn.methods.neggrad import NegGrad
+from recbole_unlearn.unlearn.methods.npo import NPO
 from recbole_unlearn.unlearn.methods.retrain import Retrain
+from recbole_unlearn.unlearn.methods.scrub import SCRUB
+from recbole_unlearn.unlearn.methods.simnpo import SimNPO
 from recbole_unlearn.unlearn.methods.sisa import SISA
 from recbole_unlearn.unlearn.recbole_flow import ConfiguredLLMRecTrainer
 
@@ -47,7 +51,7 @@ TRAINERS = {"LLMRecTrainer": ConfiguredLLMRecTrainer}
 DATASETS = {"LLMRecDataset": LLMRecDataset}
 RECBOLE_METRIC_MODULES = ["recbole_unlearn.evaluation.recbole_metrics"]
 # In this order for ``unlearn_method: all``.
-BUILT_IN_METHODS = (Retrain, SISA, NegGrad, BadTeacher, E2URec)
+BUILT_IN_METHODS = (Retrain, SISA, NegGrad, BadTeacher, E2URec, NPO, SimNPO, SCRUB, Influence)
 METHOD_ENTRY_POINTS = "recbole_unlearn.methods"
 
 

@@ -9,6 +9,8 @@ model's yes/no tokens do, so E2URec's forgetting teacher pushes down whichever t
 
 import torch
 
+from recbole_unlearn.model.llmrec import IGNORE_INDEX
+
 # Index of each outcome in a two-way distribution, the order of LLMRec's answer_words (yes, no).
 LIKE, DISLIKE = 0, 1
 # torch.logit clamps probabilities to [eps, 1 - eps], so a saturated prediction stays finite.
@@ -54,3 +56,21 @@ def answer_targets(model, interaction, label_field):
     if has_answer_vocabulary(model):
         return model.answer_token_ids(interaction)
     return torch.where(interaction[label_field] > 0.5, LIKE, DISLIKE)
+
+
+def answer_sequence(model, interaction, label_field):
+    """Logits at each position of every sample's true answer, shape [batch, positions, outcomes], and the
+    answer's tokens there, shape [batch, positions] (``IGNORE_INDEX`` past a shorter answer). A seq2seq
+    LLMRec answers "Yes." / "No." over several tokens; other models answer in one position."""
+    if has_answer_vocabulary(model):
+        return model.answer_sequence_logits(interaction)
+    return answer_logits(model, interaction)[:, None, :], answer_targets(model, interaction, label_field)[:, None]
+
+
+def answer_log_likelihood(model, interaction, label_field):
+    """Each sample's log-probability of its true answer (summed over the answer's tokens), and the number
+    of those tokens: ``log p(y|x)`` and ``|y|`` of NPO-style losses."""
+    logits, targets = answer_sequence(model, interaction, label_field)
+    real = targets != IGNORE_INDEX
+    token_log_probs = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.clamp(min=0)[..., None])
+    return torch.where(real, token_log_probs.squeeze(-1), 0.0).sum(dim=1), real.sum(dim=1)

@@ -180,6 +180,10 @@ class Backbone(nn.Module):
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
         return logits[:, 0, :]
 
+    def answer_sequence_logits(self, input_ids, attention_mask, target_ids):
+        """Logits at each target position, shape [batch, positions, vocab]: here the answer token only."""
+        return self.answer_logits(input_ids, attention_mask)[:, None, :]
+
     def answer_loss(self, input_ids, attention_mask, target_ids):
         """Cross-entropy of the answer token at the answer position."""
         return nn.functional.cross_entropy(self.answer_logits(input_ids, attention_mask).float(), target_ids[:, 0])
@@ -230,6 +234,12 @@ class Seq2SeqBackbone(Backbone):
         )
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=start)
         return output.logits[:, 0, :]
+
+    def answer_sequence_logits(self, input_ids, attention_mask, target_ids):
+        """Logits at every position of the target ("Yes", ".", "</s>"), teacher-forced."""
+        decoder_input_ids = self.model.prepare_decoder_input_ids_from_labels(labels=target_ids)
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+        return output.logits
 
     def answer_loss(self, input_ids, attention_mask, target_ids):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=target_ids).loss

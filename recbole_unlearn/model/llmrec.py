@@ -93,6 +93,13 @@ class LLMRec(ContextRecommender):
         answer_ids = torch.tensor(self.answer_ids, device=interaction[self.LABEL].device)
         return answer_ids[1 - interaction[self.LABEL].long()]
 
+    def answer_sequence_logits(self, interaction):
+        """Logits at each position of every sample's true target sequence, shape [batch, positions, vocab],
+        and those targets, shape [batch, positions] (``IGNORE_INDEX`` where a target is shorter)."""
+        targets = self.target_ids[interaction[self.LABEL].long()]
+        logits = self.backbone.answer_sequence_logits(*self._prompts(interaction), targets)
+        return logits, targets[:, : logits.size(1)]
+
     def calculate_loss(self, interaction):
         targets = self.target_ids[interaction[self.LABEL].long()]
         return self.backbone.answer_loss(*self._prompts(interaction), targets)

@@ -7,6 +7,7 @@ gradient clipping and the NaN check behave as in any RecBole training.
 """
 
 import copy
+import math
 from logging import getLogger
 from typing import NamedTuple
 
@@ -19,22 +20,26 @@ from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
 class Pair(NamedTuple):
-    forget: Interaction
+    forget: Interaction | None
     retain: Interaction | None
 
     def to(self, device):
-        return Pair(self.forget.to(device), self.retain.to(device) if self.retain is not None else None)
+        return Pair(*(part.to(device) if part is not None else None for part in self))
 
 
 class PairedBatches:
     """One epoch = one pass over the forget data; each forget batch comes with the next retain batch,
-    cycling through the retain data (which is usually larger). ``retain_data=None`` gives forget only."""
+    cycling through the retain data (which is usually larger). ``retain_data=None`` gives forget only;
+    ``retain_only`` gives as many retain batches alone; ``fraction`` < 1 stops after that share of them."""
 
-    def __init__(self, forget_data, retain_data=None):
-        self.forget_data, self.retain_data = forget_data, retain_data
+    def __init__(self, forget_data, retain_data=None, retain_only=False, fraction=1.0):
+        if retain_only and retain_data is None:
+            raise ValueError("A retain-only epoch needs retain data.")
+        self.forget_data, self.retain_data, self.retain_only = forget_data, retain_data, retain_only
+        self.batches = math.ceil(fraction * len(forget_data))
 
     def __len__(self):
-        return len(self.forget_data)
+        return self.batches
 
     # RecBole's loop reshuffles a multi-process epoch with ``train_data.sampler.set_epoch(epoch)``.
     @property
@@ -52,8 +57,8 @@ class PairedBatches:
 
     def __iter__(self):
         retain = self._cycle() if self.retain_data is not None else None
-        for forget_batch in self.forget_data:
-            yield Pair(forget_batch, next(retain) if retain is not None else None)
+        for _, forget_batch in zip(range(self.batches), self.forget_data):
+            yield Pair(None if self.retain_only else forget_batch, next(retain) if retain is not None else None)
 
     def _cycle(self):
         while True:
@@ -161,11 +166,20 @@ class FrozenOutputs:
         return values
 
 
-def kl_to_teacher(teacher_logits, student_logits):
-    """KL(teacher || student) over the last dimension, averaged over the batch."""
-    return torch.nn.functional.kl_div(
-        torch.log_softmax(student_logits, dim=-1),
-        torch.log_softmax(teacher_logits, dim=-1),
+def frozen(model):
+    """``model`` in eval mode with no trainable parameter (a teacher or a reference)."""
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def kl_to_teacher(teacher_logits, student_logits, temperature=1.0):
+    """KL(teacher || student) over the last dimension at ``temperature``, averaged over the batch and
+    scaled by temperature² (Hinton et al.), so gradients keep their size as the temperature changes."""
+    return temperature**2 * torch.nn.functional.kl_div(
+        torch.log_softmax(student_logits / temperature, dim=-1),
+        torch.log_softmax(teacher_logits / temperature, dim=-1),
         log_target=True,
         reduction="batchmean",
     )

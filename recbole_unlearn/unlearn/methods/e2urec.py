@@ -4,22 +4,24 @@ import torch
 
 from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.summary import Claim
-from recbole_unlearn.model.answer import answer_logits, answer_targets
+from recbole_unlearn.model.answer import answer_logits, answer_sequence, answer_targets
+from recbole_unlearn.model.llmrec import IGNORE_INDEX
 from recbole_unlearn.model.lora import add_lora, default_targets, matching_layers
 from recbole_unlearn.trainer import SafeTrainer
-from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs, PairedBatches, UnlearnTrainer, kl_to_teacher
+from recbole_unlearn.unlearn.unlearn_trainer import (
+    FrozenOutputs,
+    PairedBatches,
+    UnlearnTrainer,
+    frozen,
+    kl_to_teacher,
+)
+
+ANSWER_POSITIONS = ("first", "all")
 
 
 def forgetting_teacher_logits(original_logits, augmented_logits, alpha):
     """z_f = z_o - alpha * relu(z_a - z_o): push down what fine-tuning on the forget data pushed up."""
     return original_logits - alpha * torch.relu(augmented_logits - original_logits)
-
-
-def frozen(model):
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model
 
 
 class E2URec(UnlearnTrainer):
@@ -30,7 +32,10 @@ class E2URec(UnlearnTrainer):
     Original fine-tuned on the forget data), on forget data (KL).
     Loss: w * (CE_retain + KL_retain) + (1 - w) * KL_forget; one forget-only epoch comes first.
     LoRA goes on ``e2urec_lora_targets``, by default LLMRec's attention query/value or, for a CTR model,
-    every Linear and Embedding layer its prediction uses.
+    every Linear and Embedding layer its prediction uses. ``e2urec_answer_positions: all`` takes every
+    loss term over every position of the answer ("Yes", ".", "</s>" for a seq2seq LLMRec), as the
+    official code does; ``e2urec_paired_fraction`` stops each paired epoch early (the official model:
+    1,000 steps = the forget-only epoch and ~23% of a paired epoch on ML-1M).
     """
 
     name = "e2urec"
@@ -50,6 +55,13 @@ class E2URec(UnlearnTrainer):
 
     @classmethod
     def check(cls, config, model, example):
+        if config["e2urec_answer_positions"] not in ANSWER_POSITIONS:
+            raise ValueError(
+                f"e2urec_answer_positions is {config['e2urec_answer_positions']!r}; choose one of {ANSWER_POSITIONS}."
+            )
+        fraction = config["e2urec_paired_fraction"]
+        if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ValueError(f"e2urec_paired_fraction must be in (0, 1]; got {fraction!r}.")
         targets = cls.lora_targets(config, model, example)
         unmatched = [target for target in targets if not matching_layers(model, [target])]
         if not targets or unmatched:
@@ -83,21 +95,34 @@ class E2URec(UnlearnTrainer):
         self.teachers = FrozenOutputs(self.config, self.param("teacher_cache_max_mib"), forget_data, retain_data)
 
     def schedule(self, forget_data, retain_data):
-        return [PairedBatches(forget_data)] + [PairedBatches(forget_data, retain_data)] * self.epochs
+        paired = PairedBatches(forget_data, retain_data, fraction=self.param("paired_fraction"))
+        return [PairedBatches(forget_data)] + [paired] * self.epochs
+
+    def answers(self, model, interaction):
+        """Logits [batch, positions, outcomes] and true answers [batch, positions] (IGNORE_INDEX past an
+        answer's end) at the positions the losses use."""
+        if self.param("answer_positions") == "all":
+            return answer_sequence(model, interaction, self.config["LABEL_FIELD"])
+        targets = answer_targets(model, interaction, self.config["LABEL_FIELD"])
+        return answer_logits(model, interaction)[:, None, :], targets[:, None]
 
     def forgetting_teacher(self, forget):
-        return forgetting_teacher_logits(
-            answer_logits(self.original, forget), answer_logits(self.augmented, forget), self.param("alpha")
-        )
+        original, _ = self.answers(self.original, forget)
+        augmented, _ = self.answers(self.augmented, forget)
+        return forgetting_teacher_logits(original, augmented, self.param("alpha"))
 
     def compute_loss(self, pair):
         teacher = self.teachers("forgetting", pair.forget, self.forgetting_teacher)
-        forget_loss = kl_to_teacher(teacher, answer_logits(self.model, pair.forget))
+        student, targets = self.answers(self.model, pair.forget)
+        real = targets != IGNORE_INDEX
+        forget_loss = kl_to_teacher(teacher[real], student[real])
         if pair.retain is None:
             return forget_loss
-        student = answer_logits(self.model, pair.retain)
-        remembered = self.teachers("original", pair.retain, lambda retain: answer_logits(self.original, retain))
-        answers = answer_targets(self.model, pair.retain, self.config["LABEL_FIELD"])
-        remember_loss = torch.nn.functional.cross_entropy(student, answers) + kl_to_teacher(remembered, student)
+        student, targets = self.answers(self.model, pair.retain)
+        remembered = self.teachers("original", pair.retain, lambda retain: self.answers(self.original, retain)[0])
+        real = targets != IGNORE_INDEX
+        remember_loss = torch.nn.functional.cross_entropy(student[real], targets[real]) + kl_to_teacher(
+            remembered[real], student[real]
+        )
         weight = self.param("retain_weight")
         return weight * remember_loss + (1 - weight) * forget_loss
