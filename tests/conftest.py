@@ -64,9 +64,21 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+# The influence update's curvature products are its whole cost: a few on a small sample in tests.
+CHEAP_INFLUENCE = {"influence_hessian_samples": 64, "influence_cg_iterations": 3}
+
+
 def quiet(**overrides):
-    """Config keys every test run uses: CPU, no progress bars, warnings only, the small window."""
-    return {"use_gpu": False, "state": "warning", "show_progress": False, "val_interval": SMALL_WINDOW, **overrides}
+    """Config keys every test run uses: CPU, no progress bars, warnings only, the small window, a cheap
+    influence update."""
+    return {
+        "use_gpu": False,
+        "state": "warning",
+        "show_progress": False,
+        "val_interval": SMALL_WINDOW,
+        **CHEAP_INFLUENCE,
+        **overrides,
+    }
 
 
 def small_config(model="LLMRec", dataset="ml-100k", config_file_list=None, **overrides):

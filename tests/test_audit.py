@@ -64,7 +64,7 @@ def test_receipt_ids_hash_names_the_forgotten_users(run, workdir):
     assert request["ids_sha256"] == receipt_of(run, "neggrad")["request"]["ids_sha256"]
 
 
-@pytest.mark.parametrize("method", ["e2urec", "sisa", "neggrad"])
+@pytest.mark.parametrize("method", registered_methods())
 def test_verify_recomputes_hashes_and_metrics(run, method):
     checks = verify(os.path.join(run["run_dir"], f"receipt-{method}.json"))
     assert all(ok for _, ok, _ in checks), [c for c in checks if not c[1]]

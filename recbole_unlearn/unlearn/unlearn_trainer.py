@@ -62,7 +62,12 @@ class PairedBatches:
 
     def _cycle(self):
         while True:
-            yield from self.retain_data
+            empty = True
+            for batch in self.retain_data:
+                empty = False
+                yield batch
+            if empty:
+                raise ValueError("The retain data has no batch to pair with the forget batches.")
 
 
 class UnlearnTrainer(SafeTrainer, UnlearnMethod):
