@@ -58,13 +58,18 @@ def answer_targets(model, interaction, label_field):
     return torch.where(interaction[label_field] > 0.5, LIKE, DISLIKE)
 
 
+def first_answer(model, interaction, label_field):
+    """``answer_logits`` and ``answer_targets`` as a one-position ``answer_sequence``."""
+    return answer_logits(model, interaction)[:, None, :], answer_targets(model, interaction, label_field)[:, None]
+
+
 def answer_sequence(model, interaction, label_field):
     """Logits at each position of every sample's true answer, shape [batch, positions, outcomes], and the
     answer's tokens there, shape [batch, positions] (``IGNORE_INDEX`` past a shorter answer). A seq2seq
     LLMRec answers "Yes." / "No." over several tokens; other models answer in one position."""
     if has_answer_vocabulary(model):
         return model.answer_sequence_logits(interaction)
-    return answer_logits(model, interaction)[:, None, :], answer_targets(model, interaction, label_field)[:, None]
+    return first_answer(model, interaction, label_field)
 
 
 def answer_log_likelihood(model, interaction, label_field):

@@ -4,7 +4,7 @@ import torch
 
 from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.summary import Claim
-from recbole_unlearn.model.answer import answer_logits, answer_sequence, answer_targets
+from recbole_unlearn.model.answer import answer_sequence, first_answer
 from recbole_unlearn.model.llmrec import IGNORE_INDEX
 from recbole_unlearn.model.lora import add_lora, default_targets, matching_layers
 from recbole_unlearn.trainer import SafeTrainer
@@ -101,10 +101,8 @@ class E2URec(UnlearnTrainer):
     def answers(self, model, interaction):
         """Logits [batch, positions, outcomes] and true answers [batch, positions] (IGNORE_INDEX past an
         answer's end) at the positions the losses use."""
-        if self.param("answer_positions") == "all":
-            return answer_sequence(model, interaction, self.config["LABEL_FIELD"])
-        targets = answer_targets(model, interaction, self.config["LABEL_FIELD"])
-        return answer_logits(model, interaction)[:, None, :], targets[:, None]
+        positions = answer_sequence if self.param("answer_positions") == "all" else first_answer
+        return positions(model, interaction, self.config["LABEL_FIELD"])
 
     def forgetting_teacher(self, forget):
         original, _ = self.answers(self.original, forget)
