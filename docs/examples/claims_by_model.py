@@ -7,12 +7,7 @@ Usage: python docs/examples/claims_by_model.py saved/unlearn/*-seeds-*/results.j
 import json
 import sys
 
-from recbole_unlearn.evaluation.metrics import METRICS
-
-
-def cell(claim):
-    show = METRICS[claim["metric"]].show
-    return f"{claim['verdict']} ({show(claim['mean'])} ± {show(claim['ci95'])})"
+from recbole_unlearn.evaluation.summary import claim_difference
 
 
 def main(paths):
@@ -26,7 +21,7 @@ def main(paths):
             if f"of {selection} users" in context["forget_request"]:
                 column += f" ({selection})"
         for claim in results["claims"]:
-            verdicts.setdefault(claim["text"], {})[column] = cell(claim)
+            verdicts.setdefault(claim["text"], {})[column] = f"{claim['verdict']} ({claim_difference(claim)})"
     models = list(dict.fromkeys(model for row in verdicts.values() for model in row))
     print("| claim | " + " | ".join(models) + " |")
     print("|---|" + "---|" * len(models))

@@ -104,12 +104,17 @@ def judge_claims(claims, runs):
     return [verdict for verdict in (claim.judge(runs) for claim in claims) if verdict is not None]
 
 
+def claim_difference(verdict):
+    """A verdict's ``mean ± 95% CI`` difference, in its metric's format."""
+    metric = METRICS.get(verdict["metric"])
+    show = metric.show if metric else "{:.4g}".format
+    return f"{show(verdict['mean'])} ± {show(verdict['ci95'])}"
+
+
 def claims_table(verdicts):
     """The verdicts as a markdown table."""
     lines = ["| claim | mean difference ± 95% CI | seeds | verdict |", "|---|---|---|---|"]
     for verdict in verdicts:
-        metric = METRICS.get(verdict["metric"])
-        show = metric.show if metric else "{:.4g}".format
-        difference = f"{show(verdict['mean'])} ± {show(verdict['ci95'])}"
+        difference = claim_difference(verdict)
         lines.append(f"| {verdict['text']} | {difference} | {len(verdict['differences'])} | {verdict['verdict']} |")
     return "\n".join(lines)

@@ -1,0 +1,21 @@
+"""Judge pairs of methods seed by seed on a finished run over seeds, as ``unlearn_compare`` would have
+during the run: each headline metric's paired difference, its 95% CI and the verdict.
+
+Usage: python docs/examples/compare_pairs.py saved/unlearn/<run>-seeds-<time>/results.json simnpo,e2urec ...
+"""
+
+import json
+import sys
+
+from recbole_unlearn.evaluation.summary import claims_table, judge_claims, pair_claims
+
+
+def main(path, pairs):
+    with open(path) as f:
+        runs = [run["rows"] for run in json.load(f)["runs"]]
+    claims = [claim for pair in pairs for claim in pair_claims(*pair.split(","))]
+    print(claims_table(judge_claims(claims, runs)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
