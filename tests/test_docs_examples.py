@@ -1,0 +1,62 @@
+"""The scripts in docs/examples read a finished run's results.json as the docs say they do."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+import recbole_unlearn  # noqa: F401  (registers the metrics the scripts format)
+from recbole_unlearn.evaluation.metrics import METRICS, table_metrics
+from recbole_unlearn.evaluation.summary import judge_claims, pair_claims, summary_rows
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+HEADLINE = ("forget_gap_closed", "test_auc", "forget_mia_auc", "forget_jsd_yesno", "unlearn_seconds", "trainable_share")
+
+
+def row(method, seed, gap_closed):
+    values = dict.fromkeys([*HEADLINE, *(metric.name for metric in table_metrics(compare=True))], 0.5)
+    return {**values, "method": method, "forget_gap_closed": gap_closed, "unlearn_seconds": 10.0 + seed}
+
+
+@pytest.fixture
+def results_file(tmp_path):
+    # "better" closes exactly 0.3 more of the gap than "worse" on every seed: a zero-width CI.
+    runs = [[row("worse", seed, 0.1 * seed), row("better", seed, 0.1 * seed + 0.3)] for seed in range(3)]
+    results = {
+        "context": {"model": "LLMRec", "forget_request": "user-level forget request, ratio 0.2"},
+        "runs": [{"seed": seed, "rows": rows} for seed, rows in enumerate(runs)],
+        "summary": summary_rows(runs),
+        "claims": judge_claims(pair_claims("better", "worse"), runs),
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    return path
+
+
+def run_example(name, monkeypatch, capsys, *arguments):
+    monkeypatch.setattr(sys, "argv", [name, *map(str, arguments)])
+    runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+    return capsys.readouterr().out
+
+
+def test_compare_pairs_judges_a_finished_run(results_file, monkeypatch, capsys):
+    out = run_example("compare_pairs.py", monkeypatch, capsys, results_file, "better,worse", "worse,better")
+    gap = METRICS["forget_gap_closed"].label
+    assert f"| better higher {gap} than worse | 0.300 ± 0.000 | 3 | holds |" in out
+    assert f"| worse higher {gap} than better | -0.300 ± 0.000 | 3 | fails |" in out
+
+
+def test_claims_by_model_shows_each_verdict_with_its_difference(results_file, monkeypatch, capsys):
+    out = run_example("claims_by_model.py", monkeypatch, capsys, results_file)
+    gap = METRICS["forget_gap_closed"].label
+    assert "| claim | LLMRec |" in out
+    assert f"| better higher {gap} than worse | holds (0.300 ± 0.000) |" in out
+
+
+def test_headline_columns_prints_one_row_per_method(results_file, monkeypatch, capsys):
+    out = run_example("headline_columns.py", monkeypatch, capsys, results_file)
+    # Gap closed 0.0/0.1/0.2 (+0.3): mean 0.1 (0.4), CI half-width t(2) * 0.1 / sqrt(3) = 0.248.
+    assert "| worse | 0.100 ± 0.248 | 0.5000 ± 0.0000 |" in out
+    assert "| better | 0.400 ± 0.248 | 0.5000 ± 0.0000 |" in out
