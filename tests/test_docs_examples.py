@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 
 import recbole_unlearn  # noqa: F401  (registers the metrics the scripts format)
-from recbole_unlearn.evaluation.metrics import METRICS, table_metrics
+from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.evaluation.summary import judge_claims, pair_claims, summary_rows
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
-HEADLINE = ("forget_gap_closed", "test_auc", "forget_mia_auc", "forget_jsd_yesno", "unlearn_seconds", "trainable_share")
 
 
 def row(method, seed, gap_closed):
-    values = dict.fromkeys([*HEADLINE, *(metric.name for metric in table_metrics(compare=True))], 0.5)
+    values = dict.fromkeys(METRICS, 0.5)
     return {**values, "method": method, "forget_gap_closed": gap_closed, "unlearn_seconds": 10.0 + seed}
 
 
@@ -46,6 +45,11 @@ def test_compare_pairs_judges_a_finished_run(results_file, monkeypatch, capsys):
     gap = METRICS["forget_gap_closed"].label
     assert f"| better higher {gap} than worse | 0.300 ± 0.000 | 3 | holds |" in out
     assert f"| worse higher {gap} than better | -0.300 ± 0.000 | 3 | fails |" in out
+
+
+def test_compare_pairs_names_a_method_the_run_lacks(results_file, monkeypatch, capsys):
+    with pytest.raises(ValueError, match=r"\['better', 'npo'\] must be a pair of run rows among \['worse', 'better'\]"):
+        run_example("compare_pairs.py", monkeypatch, capsys, results_file, "better,npo")
 
 
 def test_claims_by_model_shows_each_verdict_with_its_difference(results_file, monkeypatch, capsys):

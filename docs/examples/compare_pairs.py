@@ -7,13 +7,14 @@ Usage: python docs/examples/compare_pairs.py saved/unlearn/<run>-seeds-<time>/re
 import json
 import sys
 
-from recbole_unlearn.evaluation.summary import claims_table, judge_claims, pair_claims
+from recbole_unlearn.evaluation.summary import checked_pair_claims, claims_table, judge_claims
 
 
 def main(path, pairs):
     with open(path) as f:
         runs = [run["rows"] for run in json.load(f)["runs"]]
-    claims = [claim for pair in pairs for claim in pair_claims(*pair.split(","))]
+    known = list(dict.fromkeys(row["method"] for rows in runs for row in rows))
+    claims = checked_pair_claims([pair.split(",") for pair in pairs], known, "compare_pairs.py")
     print(claims_table(judge_claims(claims, runs)))
 
 

@@ -90,6 +90,17 @@ class Claim:
         }
 
 
+def checked_pair_claims(pairs, known, source):
+    """``pair_claims`` of every pair in ``pairs``, each checked to name two of ``known`` (the run's rows);
+    ``source`` names where the pairs came from in the error."""
+    claims = []
+    for pair in pairs:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(name in known for name in pair)):
+            raise ValueError(f"{source} entry {pair!r} must be a pair of run rows among {known}.")
+        claims += pair_claims(*pair)
+    return claims
+
+
 def pair_claims(method, against):
     """``method`` is better than ``against`` on each headline metric (a comparison column) with a direction."""
     return [

@@ -12,7 +12,7 @@ from recbole.utils import get_local_time, init_seed
 from recbole_unlearn import distributed
 from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_seed_results
-from recbole_unlearn.evaluation.summary import claims_table, judge_claims, pair_claims, summary_rows
+from recbole_unlearn.evaluation.summary import checked_pair_claims, claims_table, judge_claims, summary_rows
 from recbole_unlearn.unlearn.experiment import run_experiment
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 
@@ -37,13 +37,8 @@ def requested_claims(config):
     """The claims of the selected methods and of the pairs ``unlearn_compare`` names (checked)."""
     methods = get_unlearn_methods(config["unlearn_method"])
     claims = [claim for method in methods for claim in method.claims]
-    pairs = config["unlearn_compare"] or []
     known = [*REFERENCE_NAMES, *(method.name for method in methods)]
-    for pair in pairs:
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(name in known for name in pair)):
-            raise ValueError(f"unlearn_compare entry {pair!r} must be a pair of run rows among {known}.")
-        claims += pair_claims(*pair)
-    return claims
+    return claims + checked_pair_claims(config["unlearn_compare"] or [], known, "unlearn_compare")
 
 
 def seeded(config, seed):
