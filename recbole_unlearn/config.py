@@ -74,12 +74,28 @@ def check_declared(user_keys):
 _recbole_load_internal_config_dict = RecBoleConfig._load_internal_config_dict
 
 
+def is_our_model(model_class):
+    return model_class.__module__.startswith("recbole_unlearn.")
+
+
 def uses_recbole_unlearn(config, model_class):
     """Whether our defaults apply to a Config: always for ours; for RecBole's own, when the model is ours or
     the user selected an unlearning method."""
-    if isinstance(config, Config) or model_class.__module__.startswith("recbole_unlearn."):
+    if isinstance(config, Config) or is_our_model(model_class):
         return True
     return selects_unlearning(config.external_config_dict.get("unlearn_method"))
+
+
+def check_recbole_flow_can_unlearn(config, model, model_class):
+    """In RecBole's own flow only LLMRec's trainer unlearns: RecBole's trainer for one of its own models
+    would train it, ignore the method and report the unchanged model."""
+    method = config.external_config_dict.get("unlearn_method")
+    if not isinstance(config, Config) and not is_our_model(model_class) and selects_unlearning(method):
+        raise ValueError(
+            f"unlearn_method {method!r} with {model}: in RecBole's own flow (run_recbole, objective_function) "
+            f"RecBole's trainer for {model} would train it and ignore the method. Unlearn {model} with "
+            "recbole_unlearn.run_recbole_unlearn or run_recbole_unlearn.py."
+        )
 
 
 def load_internal_config_dict(config, model, model_class, dataset):
@@ -89,6 +105,7 @@ def load_internal_config_dict(config, model, model_class, dataset):
     _recbole_load_internal_config_dict(config, model, model_class, dataset)
     if not uses_recbole_unlearn(config, model_class):
         return
+    check_recbole_flow_can_unlearn(config, model, model_class)
     check_declared(config.external_config_dict)
     for path in property_files(model, model_class, dataset):
         config_dict = config._update_internal_config_dict(path)

@@ -102,6 +102,15 @@ def test_several_methods_or_seeds_are_refused_by_a_recbole_trainer(workdir):
         run_recbole(model="LLMRec", dataset="ml-100k", config_dict=tiny(unlearn_method="e2urec", unlearn_seeds=[1, 2]))
 
 
+def test_run_recbole_refuses_a_method_for_recboles_own_models_instead_of_ignoring_it(workdir):
+    # RecBole's trainer for DeepFM would train it and report the unchanged model as the result.
+    with pytest.raises(ValueError, match="unlearn_method 'neggrad' with DeepFM.*run_recbole_unlearn"):
+        run_recbole(model="DeepFM", dataset="ml-100k", config_dict=quiet(unlearn_method="neggrad"))
+    assert not os.path.exists(workdir / "saved")
+    # Without a method, RecBole's own model is configured as always.
+    assert RecBoleConfig(model="DeepFM", dataset="ml-100k", config_dict={"unlearn_method": "none"})["model"] == "DeepFM"
+
+
 # The shape of RecBole's repository script run_recbole.py: it never imports recbole_unlearn.
 RECBOLE_SCRIPT = """
 import argparse
