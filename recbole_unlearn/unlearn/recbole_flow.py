@@ -9,6 +9,7 @@ metrics. RecBole's tuning optimises ``best_valid_score``: the unlearned model's 
 or the registered metric ``unlearn_objective`` names (whose direction then sets ``valid_metric_bigger``).
 """
 
+from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.trainer import LLMRecTrainer
 from recbole_unlearn.unlearn.experiment import run_experiment
@@ -29,6 +30,9 @@ class UnlearningTrainer(LLMRecTrainer):
                 "every seed and summarises them."
             )
         objective = config["unlearn_objective"]
+        # The experiment's models pick their best epoch by the user's valid_metric and its direction; only
+        # RecBole's comparison of trials follows the objective's.
+        self.experiment_config = config_with(config)
         if objective is not None:
             if objective not in METRICS:
                 raise ValueError(f"unlearn_objective {objective!r} is not a registered metric: {list(METRICS)}.")
@@ -41,7 +45,7 @@ class UnlearningTrainer(LLMRecTrainer):
         return self.experiment["rows"][-1]
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        self.experiment = run_experiment(self.config)
+        self.experiment = run_experiment(self.experiment_config)
         self.model = self.experiment["model"]
         self.best_valid_result = self.evaluate(valid_data) if valid_data else dict(self.forgetting_metrics())
         objective = self.config["unlearn_objective"]
