@@ -74,23 +74,16 @@ def check_declared(user_keys):
 _recbole_load_internal_config_dict = RecBoleConfig._load_internal_config_dict
 
 
-def is_our_model(model_class):
-    return model_class.__module__.startswith("recbole_unlearn.")
-
-
 def uses_recbole_unlearn(config, model_class):
-    """Whether our defaults apply to a Config: always for ours; for RecBole's own, when the model is ours or
-    the user selected an unlearning method."""
-    if isinstance(config, Config) or is_our_model(model_class):
-        return True
-    return selects_unlearning(config.external_config_dict.get("unlearn_method"))
+    """Whether our defaults apply to a Config: always for ours; for RecBole's own, when the model is ours."""
+    return isinstance(config, Config) or model_class.__module__.startswith("recbole_unlearn.")
 
 
-def check_recbole_flow_can_unlearn(config, model, model_class):
-    """In RecBole's own flow only LLMRec's trainer unlearns: RecBole's trainer for one of its own models
-    would train it, ignore the method and report the unchanged model."""
+def refuse_unlearning_in_recbole_flow(config, model):
+    """RecBole's own Config for one of RecBole's models: only LLMRec's trainer unlearns in RecBole's flow, so
+    a selected method would be ignored (RecBole's trainer would train the model and report it unchanged)."""
     method = config.external_config_dict.get("unlearn_method")
-    if not isinstance(config, Config) and not is_our_model(model_class) and selects_unlearning(method):
+    if selects_unlearning(method):
         raise ValueError(
             f"unlearn_method {method!r} with {model}: in RecBole's own flow (run_recbole, objective_function) "
             f"RecBole's trainer for {model} would train it and ignore the method. Unlearn {model} with "
@@ -104,8 +97,8 @@ def load_internal_config_dict(config, model, model_class, dataset):
     ``run_recbole`` see the same values as ours."""
     _recbole_load_internal_config_dict(config, model, model_class, dataset)
     if not uses_recbole_unlearn(config, model_class):
+        refuse_unlearning_in_recbole_flow(config, model)
         return
-    check_recbole_flow_can_unlearn(config, model, model_class)
     check_declared(config.external_config_dict)
     for path in property_files(model, model_class, dataset):
         config_dict = config._update_internal_config_dict(path)
