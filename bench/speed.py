@@ -8,7 +8,12 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
   same length-bucketed batches, each from the same initial weights;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
   same length-sorted batches of the whole validation split, and with ``llm_compile_inference`` on (its
-  compile in the untimed first batch, its P(yes) compared with the eager pass).
+  compile in the untimed first batch, its P(yes) compared with the eager pass);
+- attention: the bare loop and the bare forward again with transformers' SDPA attention instead of the
+  eager attention the default backbone uses (T5's position bias keeps SDPA on its unfused math path);
+- the bound: the training step's FLOPs per prompt (torch's ``FlopCounterMode``) at our training rate,
+  against this machine's float32 matrix-product rate at the shape of the model's feed-forward layer on
+  one training batch's tokens.
 The first batch of each loop is a warm-up and not timed; each loop runs ``--repeats`` times, interleaved
 with the others, and its median rate is reported (single runs vary by about 5% on a shared CPU).
 """
@@ -23,12 +28,16 @@ import time
 import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, init_seed
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 from recbole_unlearn import Config
 from recbole_unlearn.batching import length_bucketed, length_sorted
 from recbole_unlearn.evaluation.outputs import collect_outputs
 from recbole_unlearn.trainer import safe_trainer_for
+
+# The attention the default backbone runs with, then the one compared with it.
+ATTENTION = ("eager", "sdpa")
 
 
 def first(loader, count):
@@ -39,6 +48,10 @@ def seq2seq_inputs(model, interaction):
     input_ids, attention_mask = model._prompts(interaction)
     labels = model.target_ids[interaction[model.LABEL].long()]
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def seq2seq_batches(model, batches):
+    return [seq2seq_inputs(model, batch) for batch in batches]
 
 
 def rate(prompts, seconds):
@@ -76,17 +89,8 @@ def train_rates(config, model, batches):
     prompts = sum(len(batch) for batch in batches[1:])
     our_rate = rate(prompts, time.perf_counter() - start)
 
-    bare = copy.deepcopy(model).backbone.model
-    bare.train()
-    optimizer = torch.optim.Adam(bare.parameters(), lr=learning_rate)
-    inputs = [seq2seq_inputs(model, batch) for batch in batches]
-
-    def bare_step(batch):
-        optimizer.zero_grad()
-        bare(**batch).loss.backward()
-        optimizer.step()
-
-    bare_rate = timed_loop(inputs, bare_step)
+    inputs = seq2seq_batches(model, batches)
+    bare_rate, other_rate = (bare_loop_rate(model, inputs, learning_rate, attention) for attention in ATTENTION)
 
     hf_model = copy.deepcopy(model).backbone.model
     timer = StepTimer()
@@ -114,7 +118,43 @@ def train_rates(config, model, batches):
         )
         hf.train()
     hf_rate = rate(prompts, time.perf_counter() - timer.start)
-    return our_rate, bare_rate, hf_rate
+    return our_rate, bare_rate, hf_rate, other_rate
+
+
+def bare_loop_rate(model, inputs, learning_rate, attention):
+    bare = copy.deepcopy(model).backbone.model
+    bare.set_attn_implementation(attention)
+    bare.train()
+    optimizer = torch.optim.Adam(bare.parameters(), lr=learning_rate)
+
+    def bare_step(batch):
+        optimizer.zero_grad()
+        bare(**batch).loss.backward()
+        optimizer.step()
+
+    return timed_loop(inputs, bare_step)
+
+
+def training_flops_per_prompt(model, batches):
+    """FLOPs of a training step's forward and backward passes per prompt, as ``FlopCounterMode`` counts them
+    (matrix products and attention; elementwise work is not counted)."""
+    t5 = copy.deepcopy(model).backbone.model
+    t5.train()
+    inputs = seq2seq_batches(model, batches)
+    with FlopCounterMode(display=False) as counter:
+        for batch in inputs:
+            t5(**batch).loss.backward()
+    return counter.get_total_flops() / sum(len(batch["input_ids"]) for batch in inputs)
+
+
+def matmul_gflops(rows, inner, columns, repeats=50):
+    """This machine's float32 matrix-product rate at one shape, GFLOP/s."""
+    left, right = torch.randn(rows, inner), torch.randn(inner, columns)
+    left @ right
+    start = time.perf_counter()
+    for _ in range(repeats):
+        left @ right
+    return 2 * rows * inner * columns * repeats / (time.perf_counter() - start) / 1e9
 
 
 class Batches:
@@ -146,7 +186,14 @@ def inference_rates(config, model, batches):
     eager = collect_outputs(model, Batches(batches[1:]), label)
     compiled_gap = abs(compiled.like - eager.like).max()
 
-    t5 = model.backbone.model
+    bare_rate, other_rate = (bare_forward_rate(model, batches, attention) for attention in ATTENTION)
+    return our_rate, bare_rate, compiled_rate, other_rate, compiled_gap
+
+
+def bare_forward_rate(model, batches, attention):
+    t5 = copy.deepcopy(model).backbone.model
+    t5.set_attn_implementation(attention)
+    t5.eval()
     start_id = model.backbone.decoder_start_token_id
     inputs = [model._prompts(batch[0]) for batch in batches]
 
@@ -156,13 +203,11 @@ def inference_rates(config, model, batches):
         decoder = torch.full((ids.size(0), 1), start_id, dtype=torch.long)
         t5(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder).logits[:, 0, :]
 
-    t5.eval()
     bare_step(inputs[0])
     start = time.perf_counter()
     for prompt in inputs[1:]:
         bare_step(prompt)
-    bare_rate = rate(prompts, time.perf_counter() - start)
-    return our_rate, bare_rate, compiled_rate, compiled_gap
+    return rate(sum(len(prompt[0]) for prompt in inputs[1:]), time.perf_counter() - start)
 
 
 def main():
@@ -182,9 +227,16 @@ def main():
 
     training = [train_rates(config, model, train_batches) for _ in range(args.repeats)]
     inference = [inference_rates(config, model, eval_batches) for _ in range(args.repeats)]
-    ours, bare, hf = (statistics.median(rates) for rates in zip(*training))
-    our_inference, bare_inference, compiled_inference, _ = (statistics.median(rates) for rates in zip(*inference))
+    ours, bare, hf, bare_sdpa = (statistics.median(rates) for rates in zip(*training))
+    our_inference, bare_inference, compiled_inference, sdpa_inference, _ = (
+        statistics.median(rates) for rates in zip(*inference)
+    )
     compiled_gap = max(gap for *_, gap in inference)
+    flops = training_flops_per_prompt(model, train_batches[1:])
+    llm_config = config["llm_config"]
+    batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in seq2seq_batches(model, train_batches))
+    shape = (round(batch_tokens), llm_config["d_model"], llm_config["d_ff"])
+    machine = statistics.median(matmul_gflops(*shape) for _ in range(args.repeats))
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}, "
@@ -206,6 +258,15 @@ def main():
         f"inference  llm_compile_inference {compiled_inference:7.1f} prompts/s "
         f"({compiled_inference / our_inference:.2f}x eager) | {compiled_inference / ours:.2f}x our training rate | "
         f"max |P(yes) diff| {compiled_gap:.1e}"
+    )
+    print(
+        f"attention  SDPA instead of eager: bare loop {bare_sdpa:7.1f} prompts/s ({bare_sdpa / bare:.2f}x) | "
+        f"bare forward {sdpa_inference:7.1f} ({sdpa_inference / bare_inference:.2f}x)"
+    )
+    print(
+        f"bound      training step {flops / 1e6:.0f} MFLOP/prompt = {flops * ours / 1e9:.0f} GFLOP/s at our rate | "
+        f"float32 matrix product {machine:.0f} GFLOP/s ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}) | "
+        f"{flops * ours / 1e9 / machine:.0%} of it"
     )
     print(f"peak memory (RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -74,3 +74,11 @@ def test_llm_path_loads_a_saved_t5_and_its_tokenizer(trained, workdir):
     reloaded, _, (_, _, reloaded_test) = build(small_config(llm_path=str(workdir / "llm")))
     assert type(reloaded.tokenizer).__name__ == type(model.tokenizer).__name__
     assert torch.allclose(predictions(reloaded, reloaded_test), predictions(model, test), atol=1e-6)
+
+
+def test_default_t5_runs_eager_attention_unless_llm_config_names_another(trained, workdir):
+    _, model, *_ = trained
+    assert model.backbone.model.config._attn_implementation == "eager"
+    config = small_config(llm_config={**small_config()["llm_config"], "attn_implementation": "sdpa"})
+    dataset = create_dataset(config)
+    assert LLMRec(config, dataset).backbone.model.config._attn_implementation == "sdpa"

@@ -212,7 +212,9 @@ class Seq2SeqBackbone(Backbone):
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 decoder_start_token_id=tokenizer.pad_token_id,
-                **config["llm_config"],
+                # T5's position bias keeps SDPA on its unfused path, slower than eager when training on a
+                # CPU (bench/speed.py, docs/speed.md); llm_config may name another.
+                **{"attn_implementation": "eager", **config["llm_config"]},
             )
         )
         return cls(model, tokenizer)
