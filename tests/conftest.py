@@ -6,6 +6,7 @@ import sys
 from contextlib import contextmanager
 
 import pytest
+import yaml
 from recbole.data import create_dataset, data_preparation
 
 import recbole_unlearn  # noqa: F401  (registers the plug-in with RecBole)
@@ -79,6 +80,12 @@ def quiet(**overrides):
         **CHEAP_INFLUENCE,
         **overrides,
     }
+
+
+def write_config_file(path, **settings):
+    """``quiet`` settings and ``settings`` as a YAML file at ``path`` (for the command line); its name."""
+    path.write_text(yaml.safe_dump(quiet(**settings)))
+    return path.name
 
 
 def small_config(model="LLMRec", dataset="ml-100k", config_file_list=None, **overrides):

@@ -18,7 +18,7 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify
 
-from conftest import RUN_SCRIPT, SMALL_WINDOW, inside, quiet, registered_methods, run_cli
+from conftest import RUN_SCRIPT, inside, quiet, registered_methods, run_cli, write_config_file
 
 
 def config(output_dir, **overrides):
@@ -96,9 +96,8 @@ def test_verify_command_line(run):
 
 
 def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
-    (tmp_path / "run.yaml").write_text(
-        f"use_gpu: False\nshow_progress: False\nstate: info\nval_interval: {SMALL_WINDOW}\n"
-        "epochs: 12\nstopping_step: 100\ntrain_batch_size: 64\nunlearn_method: retrain\n"
+    write_config_file(
+        tmp_path / "run.yaml", state="info", epochs=12, stopping_step=100, train_batch_size=64, unlearn_method="retrain"
     )
     command = [sys.executable, RUN_SCRIPT, "--model=DeepFM", "--config_files=run.yaml"]
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -214,10 +213,7 @@ def test_a_second_request_given_on_the_command_line_runs_and_its_chained_receipt
     first = UnlearnProtocol(Config(model="DeepFM", dataset="ml-100k", config_dict=config(output_dir)))
     pairs = [token.rpartition(":")[0] for token in interaction_tokens(first.subset(first.retain_rows[:3]))]
     (workdir / "forget.txt").write_text("\n".join(pairs) + "\n")
-    (workdir / "run.yaml").write_text(
-        f"use_gpu: False\nshow_progress: False\nstate: warning\nval_interval: {SMALL_WINDOW}\n"
-        f"unlearn_output_dir: {output_dir}\n"
-    )
+    write_config_file(workdir / "run.yaml", unlearn_output_dir=str(output_dir))
     command = [
         sys.executable,
         RUN_SCRIPT,

@@ -8,7 +8,7 @@ from recbole.data import create_dataset, data_preparation
 
 from recbole_unlearn.quick_start import train_and_test
 
-from conftest import SMALL_WINDOW, TINY_T5, run_cli, small_config
+from conftest import SMALL_WINDOW, TINY_T5, run_cli, small_config, write_config_file
 
 
 def test_deepfm_trains_with_the_plugin_imported(workdir):
@@ -45,14 +45,11 @@ def test_llmrec_and_deepfm_share_the_split(workdir):
 
 
 def test_cli_trains_and_tests_both_models(workdir):
-    (workdir / "small.yaml").write_text(
-        f"use_gpu: False\nshow_progress: False\nstate: warning\nepochs: 1\n"
-        f"val_interval: {SMALL_WINDOW}\nllm_config: {TINY_T5}\n"
-    )
+    config_file = write_config_file(workdir / "small.yaml", epochs=1, llm_config=TINY_T5)
     out = run_cli(
         "--model=LLMRec,DeepFM",
         "--dataset=ml-100k",
-        "--config_files=small.yaml",
+        f"--config_files={config_file}",
         "--train_batch_size=64",
         "--unlearn_method=none",
         cwd=workdir,

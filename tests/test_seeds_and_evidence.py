@@ -19,7 +19,7 @@ from recbole_unlearn.evaluation.outputs import SplitOutputs
 from recbole_unlearn.evaluation.summary import Claim, summarize, summary_rows
 from recbole_unlearn.quick_start import unlearn_one
 
-from conftest import SMALL_WINDOW, quiet, run_cli
+from conftest import quiet, run_cli, write_config_file
 
 
 def test_summary_is_numpys_mean_and_std_and_scipys_t_interval():
@@ -170,12 +170,10 @@ def test_fairness_groups_test_users_by_training_activity(caplog):
 def seeded_run(tmp_path_factory):
     """A 2-seed run of core users' forget request through the command line (DeepFM, small slice)."""
     directory = tmp_path_factory.mktemp("seeds")
-    (directory / "run.yaml").write_text(
-        f"use_gpu: False\nshow_progress: False\nstate: warning\nepochs: 1\nval_interval: {SMALL_WINDOW}\n"
-    )
+    config_file = write_config_file(directory / "run.yaml", epochs=1)
     out = run_cli(
         "--model=DeepFM",
-        "--config_files=run.yaml",
+        f"--config_files={config_file}",
         "--unlearn_method=neggrad,e2urec",
         "--forget_selection=core",
         "--unlearn_seeds=[1,2]",
