@@ -50,10 +50,6 @@ def seq2seq_inputs(model, interaction):
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def seq2seq_batches(model, batches):
-    return [seq2seq_inputs(model, batch) for batch in batches]
-
-
 def rate(prompts, seconds):
     return prompts / seconds
 
@@ -79,7 +75,8 @@ class StepTimer(TrainerCallback):
             self.start = time.perf_counter()
 
 
-def train_rates(config, model, batches):
+def train_rates(config, model, batches, inputs):
+    """``inputs``: ``batches`` as the transformers model's keyword arguments."""
     learning_rate = config["learning_rate"]
     ours = copy.deepcopy(model)
     trainer = safe_trainer_for(config)(config, ours)
@@ -89,7 +86,6 @@ def train_rates(config, model, batches):
     prompts = sum(len(batch) for batch in batches[1:])
     our_rate = rate(prompts, time.perf_counter() - start)
 
-    inputs = seq2seq_batches(model, batches)
     bare_rate, other_rate = (bare_loop_rate(model, inputs, learning_rate, attention) for attention in ATTENTION)
 
     hf_model = copy.deepcopy(model).backbone.model
@@ -135,12 +131,11 @@ def bare_loop_rate(model, inputs, learning_rate, attention):
     return timed_loop(inputs, bare_step)
 
 
-def training_flops_per_prompt(model, batches):
+def training_flops_per_prompt(model, inputs):
     """FLOPs of a training step's forward and backward passes per prompt, as ``FlopCounterMode`` counts them
     (matrix products and attention; elementwise work is not counted)."""
     t5 = copy.deepcopy(model).backbone.model
     t5.train()
-    inputs = seq2seq_batches(model, batches)
     with FlopCounterMode(display=False) as counter:
         for batch in inputs:
             t5(**batch).loss.backward()
@@ -186,16 +181,16 @@ def inference_rates(config, model, batches):
     eager = collect_outputs(model, Batches(batches[1:]), label)
     compiled_gap = abs(compiled.like - eager.like).max()
 
-    bare_rate, other_rate = (bare_forward_rate(model, batches, attention) for attention in ATTENTION)
+    inputs = [model._prompts(batch[0]) for batch in batches]
+    bare_rate, other_rate = (bare_forward_rate(model, inputs, attention) for attention in ATTENTION)
     return our_rate, bare_rate, compiled_rate, other_rate, compiled_gap
 
 
-def bare_forward_rate(model, batches, attention):
+def bare_forward_rate(model, inputs, attention):
     t5 = copy.deepcopy(model).backbone.model
     t5.set_attn_implementation(attention)
     t5.eval()
     start_id = model.backbone.decoder_start_token_id
-    inputs = [model._prompts(batch[0]) for batch in batches]
 
     @torch.inference_mode()
     def bare_step(prompt):
@@ -225,16 +220,17 @@ def main():
     # The whole validation split: length-sorted batches run from the shortest prompts to the longest.
     eval_batches = list(length_sorted(valid_data))
 
-    training = [train_rates(config, model, train_batches) for _ in range(args.repeats)]
+    train_inputs = [seq2seq_inputs(model, batch) for batch in train_batches]
+    training = [train_rates(config, model, train_batches, train_inputs) for _ in range(args.repeats)]
     inference = [inference_rates(config, model, eval_batches) for _ in range(args.repeats)]
     ours, bare, hf, bare_sdpa = (statistics.median(rates) for rates in zip(*training))
     our_inference, bare_inference, compiled_inference, sdpa_inference, _ = (
         statistics.median(rates) for rates in zip(*inference)
     )
     compiled_gap = max(gap for *_, gap in inference)
-    flops = training_flops_per_prompt(model, train_batches[1:])
+    flops = training_flops_per_prompt(model, train_inputs[1:])
     llm_config = config["llm_config"]
-    batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in seq2seq_batches(model, train_batches))
+    batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
     shape = (round(batch_tokens), llm_config["d_model"], llm_config["d_ff"])
     machine = statistics.median(matmul_gflops(*shape) for _ in range(args.repeats))
     print(

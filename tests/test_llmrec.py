@@ -11,7 +11,7 @@ from recbole.utils import get_model, get_trainer, init_seed
 from recbole_unlearn.model.llmrec import LLMRec
 from recbole_unlearn.trainer import safe_trainer_for
 
-from conftest import inside, small_config
+from conftest import TINY_T5, inside, small_config
 
 
 def build(config):
@@ -79,6 +79,6 @@ def test_llm_path_loads_a_saved_t5_and_its_tokenizer(trained, workdir):
 def test_default_t5_runs_eager_attention_unless_llm_config_names_another(trained, workdir):
     _, model, *_ = trained
     assert model.backbone.model.config._attn_implementation == "eager"
-    config = small_config(llm_config={**small_config()["llm_config"], "attn_implementation": "sdpa"})
+    config = small_config(llm_config={**TINY_T5, "attn_implementation": "sdpa"})
     dataset = create_dataset(config)
     assert LLMRec(config, dataset).backbone.model.config._attn_implementation == "sdpa"

@@ -120,7 +120,8 @@ def test_e2urec_trains_the_lora_b_halves_and_leaves_every_base_weight_bit_identi
     # At the first answer position alone the decoder has one token: its self-attention softmax has a single
     # key, so the query gets exactly zero gradient and its adapter stays the identity.
     single_key_query = {"backbone.model.decoder.block.0.layer.0.SelfAttention.q.lora_B.default.weight"}
-    unmoved = {name for name in zero_initialised if dict(unlearned.named_parameters())[name].abs().sum() == 0}
+    trained = dict(unlearned.named_parameters())
+    unmoved = {name for name in zero_initialised if trained[name].abs().sum() == 0}
     assert unmoved == (single_key_query if (model, answer_positions) == ("LLMRec", "first") else set())
     for name, parameter in original.named_parameters():
         assert torch.equal(parameter, before[name])
