@@ -5,15 +5,16 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
 
 - training: RecBole's training loop (our trainer) vs a bare transformers loop (``model(..., labels=)``,
   backward, Adam step) vs Hugging Face's ``Seq2SeqTrainer`` (the loop of the official E2URec code), on the
-  same length-bucketed batches, each from the same initial weights;
+  same length-bucketed batches, each from the same initial weights, all in the configured precision
+  (``enable_amp``/``amp_dtype``: bfloat16 mixed precision for LLMRec); and our loop in float32;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
   same length-sorted batches of the whole validation split, and with ``llm_compile_inference`` on (its
   compile in the untimed first batch, its P(yes) compared with the eager pass);
 - attention: the bare loop and the bare forward again with transformers' SDPA attention instead of the
   eager attention the default backbone uses (T5's position bias keeps SDPA on its unfused math path);
 - the bound: the training step's FLOPs per prompt (torch's ``FlopCounterMode``) at our training rate,
-  against this machine's float32 matrix-product rate at the shape of the model's feed-forward layer on
-  one training batch's tokens.
+  against this machine's matrix-product rate (float32 and bfloat16) at the shape of the model's
+  feed-forward layer on one training batch's tokens.
 The first batch of each loop is a warm-up and not timed; each loop runs ``--repeats`` times, interleaved
 with the others, and its median rate is reported (single runs vary by about 5% on a shared CPU).
 """
@@ -33,8 +34,9 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallba
 
 from recbole_unlearn import Config
 from recbole_unlearn.batching import length_bucketed, length_sorted
+from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.outputs import collect_outputs
-from recbole_unlearn.trainer import safe_trainer_for
+from recbole_unlearn.trainer import configured_amp_dtype, safe_trainer_for
 
 # The attention the default backbone runs with, then the one compared with it.
 ATTENTION = ("eager", "sdpa")
@@ -75,18 +77,27 @@ class StepTimer(TrainerCallback):
             self.start = time.perf_counter()
 
 
-def train_rates(config, model, batches, inputs):
-    """``inputs``: ``batches`` as the transformers model's keyword arguments."""
-    learning_rate = config["learning_rate"]
-    ours = copy.deepcopy(model)
-    trainer = safe_trainer_for(config)(config, ours)
+def autocast(config):
+    """The mixed precision our training loop runs in (``enable_amp``, ``amp_dtype``), for the plain loops."""
+    return torch.autocast("cpu", dtype=configured_amp_dtype(config), enabled=config["enable_amp"])
+
+
+def our_train_rate(config, model, batches):
+    trainer = safe_trainer_for(config)(config, copy.deepcopy(model))
     trainer._train_epoch(batches[:1], 0)
     start = time.perf_counter()
     trainer._train_epoch(batches[1:], 1)
-    prompts = sum(len(batch) for batch in batches[1:])
-    our_rate = rate(prompts, time.perf_counter() - start)
+    return rate(sum(len(batch) for batch in batches[1:]), time.perf_counter() - start)
 
-    bare_rate, other_rate = (bare_loop_rate(model, inputs, learning_rate, attention) for attention in ATTENTION)
+
+def train_rates(config, model, batches, inputs):
+    """``inputs``: ``batches`` as the transformers model's keyword arguments."""
+    learning_rate = config["learning_rate"]
+    our_rate = our_train_rate(config, model, batches)
+    float32_rate = our_train_rate(config_with(config, enable_amp=False), model, batches)
+    prompts = sum(len(batch) for batch in batches[1:])
+
+    bare_rate, other_rate = (bare_loop_rate(config, model, inputs, attention) for attention in ATTENTION)
 
     hf_model = copy.deepcopy(model).backbone.model
     timer = StepTimer()
@@ -101,6 +112,7 @@ def train_rates(config, model, batches, inputs):
             save_strategy="no",
             report_to=[],
             use_cpu=True,
+            bf16=config["enable_amp"] and configured_amp_dtype(config) in (None, torch.bfloat16),
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
@@ -114,18 +126,20 @@ def train_rates(config, model, batches, inputs):
         )
         hf.train()
     hf_rate = rate(prompts, time.perf_counter() - timer.start)
-    return our_rate, bare_rate, hf_rate, other_rate
+    return our_rate, bare_rate, hf_rate, other_rate, float32_rate
 
 
-def bare_loop_rate(model, inputs, learning_rate, attention):
+def bare_loop_rate(config, model, inputs, attention):
     bare = copy.deepcopy(model).backbone.model
     bare.set_attn_implementation(attention)
     bare.train()
-    optimizer = torch.optim.Adam(bare.parameters(), lr=learning_rate)
+    optimizer = torch.optim.Adam(bare.parameters(), lr=config["learning_rate"])
 
     def bare_step(batch):
         optimizer.zero_grad()
-        bare(**batch).loss.backward()
+        with autocast(config):
+            loss = bare(**batch).loss
+        loss.backward()
         optimizer.step()
 
     return timed_loop(inputs, bare_step)
@@ -142,9 +156,9 @@ def training_flops_per_prompt(model, inputs):
     return counter.get_total_flops() / sum(len(batch["input_ids"]) for batch in inputs)
 
 
-def matmul_gflops(rows, inner, columns, repeats=50):
-    """This machine's float32 matrix-product rate at one shape, GFLOP/s."""
-    left, right = torch.randn(rows, inner), torch.randn(inner, columns)
+def matmul_gflops(rows, inner, columns, dtype, repeats=50):
+    """This machine's matrix-product rate at one shape and dtype, GFLOP/s."""
+    left, right = torch.randn(rows, inner, dtype=dtype), torch.randn(inner, columns, dtype=dtype)
     left @ right
     start = time.perf_counter()
     for _ in range(repeats):
@@ -181,9 +195,15 @@ def inference_rates(config, model, batches):
     eager = collect_outputs(model, Batches(batches[1:]), label)
     compiled_gap = abs(compiled.like - eager.like).max()
 
+    # Our evaluation stays float32; this measures it in the training precision for comparison.
+    start = time.perf_counter()
+    with autocast(config):
+        collect_outputs(model, Batches(batches[1:]), label)
+    mixed_rate = rate(prompts, time.perf_counter() - start)
+
     inputs = [model._prompts(batch[0]) for batch in batches]
     bare_rate, other_rate = (bare_forward_rate(model, inputs, attention) for attention in ATTENTION)
-    return our_rate, bare_rate, compiled_rate, other_rate, compiled_gap
+    return our_rate, bare_rate, compiled_rate, other_rate, compiled_gap, mixed_rate
 
 
 def bare_forward_rate(model, inputs, attention):
@@ -223,8 +243,8 @@ def main():
     train_inputs = [seq2seq_inputs(model, batch) for batch in train_batches]
     training = [train_rates(config, model, train_batches, train_inputs) for _ in range(args.repeats)]
     inference = [inference_rates(config, model, eval_batches) for _ in range(args.repeats)]
-    ours, bare, hf, bare_sdpa = (statistics.median(rates) for rates in zip(*training))
-    our_inference, bare_inference, compiled_inference, sdpa_inference, _ = (
+    ours, bare, hf, bare_sdpa, float32 = (statistics.median(rates) for rates in zip(*training))
+    our_inference, bare_inference, compiled_inference, sdpa_inference, _, mixed_inference = (
         statistics.median(rates) for rates in zip(*inference)
     )
     compiled_gap = max(gap for *_, gap in inference)
@@ -232,7 +252,13 @@ def main():
     llm_config = config["llm_config"]
     batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
     shape = (round(batch_tokens), llm_config["d_model"], llm_config["d_ff"])
-    machine = statistics.median(matmul_gflops(*shape) for _ in range(args.repeats))
+    machine = {
+        dtype: statistics.median(matmul_gflops(*shape, dtype) for _ in range(args.repeats))
+        for dtype in (torch.float32, torch.bfloat16)
+    }
+    precision = str(configured_amp_dtype(config) or torch.bfloat16).removeprefix("torch.")
+    trained_in = f"{precision} mixed precision" if config["enable_amp"] else "float32"
+    bound = machine[torch.bfloat16 if config["enable_amp"] else torch.float32]
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}, "
@@ -244,15 +270,21 @@ def main():
     )
     print(
         f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
-        f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x)"
+        f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x) | all in {trained_in}"
     )
     print(
-        f"inference  ours {our_inference:7.1f} prompts/s | bare forward {bare_inference:7.1f} "
-        f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate"
+        f"precision  ours in float32 {float32:7.1f} prompts/s: {trained_in} trains {ours / float32:.2f}x as fast | "
+        f"inference in it {mixed_inference:7.1f} prompts/s ({mixed_inference / our_inference:.2f}x float32's, "
+        f"{mixed_inference / ours:.2f}x training in it)"
+    )
+    print(
+        f"inference  ours {our_inference:7.1f} prompts/s (float32) | bare forward {bare_inference:7.1f} "
+        f"({our_inference / bare_inference:.2f}x) | {our_inference / float32:.2f}x our float32 training rate"
     )
     print(
         f"inference  llm_compile_inference {compiled_inference:7.1f} prompts/s "
-        f"({compiled_inference / our_inference:.2f}x eager) | {compiled_inference / ours:.2f}x our training rate | "
+        f"({compiled_inference / our_inference:.2f}x eager) | {compiled_inference / float32:.2f}x our float32 "
+        "training rate | "
         f"max |P(yes) diff| {compiled_gap:.1e}"
     )
     print(
@@ -261,8 +293,8 @@ def main():
     )
     print(
         f"bound      training step {flops / 1e6:.0f} MFLOP/prompt = {flops * ours / 1e9:.0f} GFLOP/s at our rate | "
-        f"float32 matrix product {machine:.0f} GFLOP/s ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}) | "
-        f"{flops * ours / 1e9 / machine:.0%} of it"
+        f"matrix product ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}) float32 {machine[torch.float32]:.0f}, "
+        f"bfloat16 {machine[torch.bfloat16]:.0f} GFLOP/s | {flops * ours / 1e9 / bound:.0%} of the {trained_in} one"
     )
     print(f"peak memory (RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

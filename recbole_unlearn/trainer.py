@@ -9,7 +9,9 @@ mixed in; ``LLMRecTrainer`` is the one RecBole finds for LLMRec (see ``registry`
 import json
 import os
 import shutil
+from contextlib import contextmanager
 
+import torch
 from recbole.trainer import Trainer
 from recbole.utils import get_trainer
 from safetensors.torch import load_file, save_file
@@ -26,6 +28,32 @@ from recbole_unlearn.checkpoint import (
 from recbole_unlearn.distributed import DistributedModelMixin, GatheringCollector
 from recbole_unlearn.provenance import config_sha256, file_sha256
 
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def configured_amp_dtype(config):
+    """The dtype ``amp_dtype`` names for RecBole's mixed precision (``enable_amp``); None: torch's default
+    for the device (bfloat16 on a CPU, float16 on a GPU)."""
+    name = config["amp_dtype"]
+    if name is not None and name not in AMP_DTYPES:
+        raise ValueError(f"amp_dtype '{name}' is not one of {sorted(AMP_DTYPES)} (or ~ for torch's default).")
+    return AMP_DTYPES.get(name)
+
+
+@contextmanager
+def autocast_dtype(device_type, dtype):
+    """Within the block, ``torch.autocast`` opened without a dtype (as RecBole's training loop opens it)
+    uses ``dtype`` (None: leaves torch's default)."""
+    if dtype is None:
+        yield
+        return
+    previous = torch.get_autocast_dtype(device_type)
+    torch.set_autocast_dtype(device_type, dtype)
+    try:
+        yield
+    finally:
+        torch.set_autocast_dtype(device_type, previous)
+
 
 class SafeCheckpointMixin:
     """Replaces RecBole's pickled checkpoints with safetensors + JSON (see module docstring).
@@ -41,6 +69,7 @@ class SafeCheckpointMixin:
         if not config["single_spec"]:
             self.eval_collector = GatheringCollector(config)
         self.saved_model_file = os.path.splitext(self.saved_model_file)[0] + CHECKPOINT_SUFFIX
+        self.amp_dtype = configured_amp_dtype(config)
         # Written into every checkpoint and checked when one is loaded back; callers may add to it.
         self.provenance = {
             "model": type(model).__name__,
@@ -76,7 +105,8 @@ class SafeCheckpointMixin:
         # Before the epoch, the previous one is complete: trained, validated, best checkpoint saved.
         if self.resume_dir:
             self._save_resume_state(epoch_idx)
-        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        with autocast_dtype(self.device.type, self.amp_dtype):
+            return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 
     def _save_resume_state(self, next_epoch):
         if not distributed.is_main():

@@ -14,7 +14,7 @@ from recbole.utils import get_model
 
 from recbole_unlearn.checkpoint import load_checkpoint
 from recbole_unlearn.data.forget import ForgetRequest, read_id_file
-from recbole_unlearn.trainer import SafeTrainer
+from recbole_unlearn.trainer import SafeTrainer, configured_amp_dtype
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 
 from conftest import small_config
@@ -118,6 +118,11 @@ def test_unknown_unlearn_method():
 def test_llm_path_that_does_not_exist(workdir):
     with pytest.raises(ValueError, match="llm_path '.*no-such-model' does not exist"):
         create_dataset(small_config(llm_path=str(workdir / "no-such-model")))
+
+
+def test_amp_dtype_that_is_not_a_mixed_precision_dtype(workdir):
+    with pytest.raises(ValueError, match=r"amp_dtype 'half' is not one of \['bfloat16', 'float16'\]"):
+        configured_amp_dtype(small_config(amp_dtype="half"))
 
 
 def test_llm_path_that_is_not_a_model_directory(workdir):

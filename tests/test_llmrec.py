@@ -76,6 +76,24 @@ def test_llm_path_loads_a_saved_t5_and_its_tokenizer(trained, workdir):
     assert torch.allclose(predictions(reloaded, reloaded_test), predictions(model, test), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [({}, torch.bfloat16), ({"amp_dtype": "float16"}, torch.float16), ({"enable_amp": False}, None)],
+)
+def test_training_runs_in_the_configured_mixed_precision(overrides, expected, workdir):
+    model, trainer, (train, _, _) = build(small_config(**overrides))
+    seen = []
+
+    def loss(interaction):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return model.calculate_loss(interaction)
+
+    trainer._train_epoch([batch for _, batch in zip(range(2), train)], 0, loss_func=loss)
+    assert seen == [expected, expected]
+    # The dtype is set for the loop only: torch's default (bfloat16 on a CPU) holds again after it.
+    assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
 def test_default_t5_runs_eager_attention_unless_llm_config_names_another(trained, workdir):
     _, model, *_ = trained
     assert model.backbone.model.config._attn_implementation == "eager"
