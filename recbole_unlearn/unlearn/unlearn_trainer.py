@@ -148,9 +148,11 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
 class FrozenOutputs:
     """Outputs of frozen models per training sample, computed on first use and reused in later epochs,
     within ``budget_mib`` (beyond it, computed per batch). A sample is known by its user and item ids,
-    so a subset with a repeated user-item pair is not cached."""
+    so a subset with a repeated user-item pair is not cached. They are computed in float32 even inside
+    a mixed-precision loop, so a sample's output does not depend on the batch it was computed in."""
 
     def __init__(self, config, budget_mib, *loaders):
+        self.device_type = torch.device(config["device"]).type
         self.fields = (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])
         self.budget, self.used, self.rows = budget_mib * 2**20, 0, {}
         for loader in loaders:
@@ -167,7 +169,8 @@ class FrozenOutputs:
         keys = [(name, *pair) for pair in zip(*(interaction[field].tolist() for field in self.fields))]
         if all(key in self.rows for key in keys):
             return torch.stack([self.rows[key] for key in keys])
-        values = compute(interaction)
+        with torch.autocast(self.device_type, enabled=False):
+            values = compute(interaction)
         size = values.numel() * values.element_size()
         if self.used + size <= self.budget:
             self.used += size
