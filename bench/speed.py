@@ -78,9 +78,17 @@ class StepTimer(TrainerCallback):
             self.start = time.perf_counter()
 
 
+def training_dtype(config):
+    """The dtype of our training loop's matrix products: ``amp_dtype`` (torch's CPU default when ~) under
+    ``enable_amp``, else float32."""
+    if not config["enable_amp"]:
+        return torch.float32
+    return configured_amp_dtype(config) or torch.get_autocast_dtype("cpu")
+
+
 def autocast(config):
-    """The mixed precision our training loop runs in (``enable_amp``, ``amp_dtype``), for the plain loops."""
-    return torch.autocast("cpu", dtype=configured_amp_dtype(config), enabled=config["enable_amp"])
+    """The mixed precision our training loop runs in, for the plain loops."""
+    return torch.autocast("cpu", dtype=training_dtype(config), enabled=config["enable_amp"])
 
 
 def our_train_rate(config, model, batches):
@@ -113,7 +121,7 @@ def train_rates(config, model, batches, inputs):
             save_strategy="no",
             report_to=[],
             use_cpu=True,
-            bf16=config["enable_amp"] and configured_amp_dtype(config) in (None, torch.bfloat16),
+            bf16=training_dtype(config) == torch.bfloat16,
             dataloader_num_workers=0,
             disable_tqdm=True,
         )
@@ -261,13 +269,12 @@ def main():
     llm_config = config["llm_config"]
     batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
     shape = (round(batch_tokens), llm_config["d_model"], llm_config["d_ff"])
+    trained = training_dtype(config)
+    trained_in = str(trained).removeprefix("torch.") + (" mixed precision" if config["enable_amp"] else "")
     machine = {
         dtype: statistics.median(matmul_gflops(*shape, dtype) for _ in range(args.repeats))
-        for dtype in (torch.float32, torch.bfloat16)
+        for dtype in {torch.float32, torch.bfloat16, trained}
     }
-    precision = str(configured_amp_dtype(config) or torch.bfloat16).removeprefix("torch.")
-    trained_in = f"{precision} mixed precision" if config["enable_amp"] else "float32"
-    bound = machine[torch.bfloat16 if config["enable_amp"] else torch.float32]
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}, "
@@ -303,7 +310,8 @@ def main():
     print(
         f"bound      training step {flops / 1e6:.0f} MFLOP/prompt = {flops * ours / 1e9:.0f} GFLOP/s at our rate | "
         f"matrix product ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}) float32 {machine[torch.float32]:.0f}, "
-        f"bfloat16 {machine[torch.bfloat16]:.0f} GFLOP/s | {flops * ours / 1e9 / bound:.0%} of the {trained_in} one"
+        f"bfloat16 {machine[torch.bfloat16]:.0f} GFLOP/s | "
+        f"{flops * ours / 1e9 / machine[trained]:.0%} of the {trained_in} one"
     )
     print(f"peak memory (RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
