@@ -12,6 +12,7 @@ args=("$@")
 repo=$(git rev-parse --show-toplevel)
 work=$(mktemp -d)
 declare -A seconds
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 for commit in "$old" "$new"; do
   tree="$work/$commit"
   git -C "$repo" worktree add --quiet --detach "$tree" "$commit"

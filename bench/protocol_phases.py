@@ -10,6 +10,7 @@ import tempfile
 import time
 
 from recbole_unlearn import Config
+from recbole_unlearn.provenance import describe_machine, machine
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
@@ -55,6 +56,7 @@ def main():
                 lambda model=model: protocol.evaluated_outputs(model, retrained, reference),
             )
     total = sum(seconds for _, seconds, _ in rows)
+    print(f"machine {describe_machine(machine())}")
     print(f"{'phase':<30} {'seconds':>8} {'share':>6} {'prompts/s':>10}")
     for name, seconds, prompts_per_second in rows:
         speed = f"{prompts_per_second:10.0f}" if prompts_per_second else f"{'':>10}"

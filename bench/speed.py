@@ -16,7 +16,9 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
   against this machine's matrix-product rate (float32 and bfloat16) at the shape of the model's
   feed-forward layer on one training batch's tokens.
 The first batch of each loop is a warm-up and not timed; each loop runs ``--repeats`` times, interleaved
-with the others, and its median rate is reported (single runs vary by about 5% on a shared CPU).
+with the others in an order rotated each repeat (the first loop of a process runs up to 30% slower), and
+its median rate is reported with the spread (single runs vary by 5-10% on a shared CPU). The first line
+names the machine: which loop wins differs between CPUs.
 """
 
 import argparse
@@ -37,6 +39,7 @@ from recbole_unlearn import Config
 from recbole_unlearn.batching import length_bucketed, length_sorted
 from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.outputs import collect_outputs
+from recbole_unlearn.provenance import describe_machine, machine
 from recbole_unlearn.trainer import configured_amp_dtype, safe_trainer_for
 
 # The attention the default backbone runs with, then the one compared with it.
@@ -99,15 +102,40 @@ def our_train_rate(config, model, batches):
     return rate(sum(len(batch) for batch in batches[1:]), time.perf_counter() - start)
 
 
-def train_rates(config, model, batches, inputs):
+def rotated(loops, turn):
+    """``loops`` (name -> no-argument callable) run in an order rotated by ``turn``: over the repeats each
+    loop runs in every position, so none always pays for running first (a cold allocator and cache) or
+    after a given other loop. Their results by name."""
+    names = list(loops)
+    turn %= len(names)
+    return {name: loops[name]() for name in names[turn:] + names[:turn]}
+
+
+def medians(runs):
+    """Each loop's median rate over the repeats."""
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
+def spread(runs):
+    return ", ".join(f"{name} {min(r[name] for r in runs):.0f}-{max(r[name] for r in runs):.0f}" for name in runs[0])
+
+
+def train_rates(config, model, batches, inputs, turn):
     """``inputs``: ``batches`` as the transformers model's keyword arguments."""
+    return rotated(
+        {
+            "ours": lambda: our_train_rate(config, model, batches),
+            "float32": lambda: our_train_rate(config_with(config, enable_amp=False), model, batches),
+            "bare": lambda: bare_loop_rate(config, model, inputs, ATTENTION[0]),
+            "bare_sdpa": lambda: bare_loop_rate(config, model, inputs, ATTENTION[1]),
+            "hf": lambda: seq2seq_trainer_rate(config, model, inputs),
+        },
+        turn,
+    )
+
+
+def seq2seq_trainer_rate(config, model, inputs):
     learning_rate = config["learning_rate"]
-    our_rate = our_train_rate(config, model, batches)
-    float32_rate = our_train_rate(config_with(config, enable_amp=False), model, batches)
-    prompts = sum(len(batch) for batch in batches[1:])
-
-    bare_rate, other_rate = (bare_loop_rate(config, model, inputs, attention) for attention in ATTENTION)
-
     hf_model = copy.deepcopy(model).backbone.model
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as output_dir:
@@ -134,8 +162,7 @@ def train_rates(config, model, batches, inputs):
             callbacks=[timer],
         )
         hf.train()
-    hf_rate = rate(prompts, time.perf_counter() - timer.start)
-    return our_rate, bare_rate, hf_rate, other_rate, float32_rate
+    return rate(sum(len(batch["input_ids"]) for batch in inputs[1:]), time.perf_counter() - timer.start)
 
 
 def bare_loop_rate(config, model, inputs, attention):
@@ -185,32 +212,44 @@ class Batches:
         return iter(self.batches)
 
 
-def inference_rates(config, model, batches):
+def inference_rates(config, model, batches, turn):
     model.eval()
-    label = config["LABEL_FIELD"]
-    collect_outputs(model, Batches(batches[:1]), label)
-    start = time.perf_counter()
-    collect_outputs(model, Batches(batches[1:]), label)
-    prompts = sum(len(batch[0]) for batch in batches[1:])
-    our_rate = rate(prompts, time.perf_counter() - start)
-
-    # llm_compile_inference: the first batch compiles (not timed); outputs are checked against eager.
-    model.compile_inference = True
-    collect_outputs(model, Batches(batches[:1]), label)
-    start = time.perf_counter()
-    compiled = collect_outputs(model, Batches(batches[1:]), label)
-    compiled_rate = rate(prompts, time.perf_counter() - start)
-    model.compile_inference = False
-    eager = collect_outputs(model, Batches(batches[1:]), label)
-    compiled_gap = abs(compiled.like - eager.like).max()
-
-    # Our evaluation stays float32; the answer-logit forward in the training precision, for comparison.
-    float32_logits, mixed_logits = (answer_logits_rate(config, model, batches, mixed) for mixed in (False, True))
-    mixed_rate = our_rate * mixed_logits / float32_logits
-
     inputs = [model._prompts(batch[0]) for batch in batches]
-    bare_rate, other_rate = (bare_forward_rate(model, inputs, attention) for attention in ATTENTION)
-    return our_rate, bare_rate, compiled_rate, other_rate, mixed_rate, compiled_gap
+    return rotated(
+        {
+            "ours": lambda: our_inference_rate(config, model, batches),
+            "compiled": lambda: compiled_inference(config, model, batches),
+            # Our evaluation stays float32; the answer-logit forward in the training precision, for comparison.
+            "float32_logits": lambda: answer_logits_rate(config, model, batches, mixed=False),
+            "mixed_logits": lambda: answer_logits_rate(config, model, batches, mixed=True),
+            "bare": lambda: bare_forward_rate(model, inputs, ATTENTION[0]),
+            "bare_sdpa": lambda: bare_forward_rate(model, inputs, ATTENTION[1]),
+        },
+        turn,
+    )
+
+
+def our_inference_rate(config, model, batches):
+    collect_outputs(model, Batches(batches[:1]), config["LABEL_FIELD"])
+    start = time.perf_counter()
+    collect_outputs(model, Batches(batches[1:]), config["LABEL_FIELD"])
+    return rate(sum(len(batch[0]) for batch in batches[1:]), time.perf_counter() - start)
+
+
+def compiled_inference(config, model, batches):
+    """``llm_compile_inference``'s rate (the first batch compiles, not timed) and its largest P(yes)
+    difference from the eager pass."""
+    label = config["LABEL_FIELD"]
+    model.compile_inference = True
+    try:
+        collect_outputs(model, Batches(batches[:1]), label)
+        start = time.perf_counter()
+        compiled = collect_outputs(model, Batches(batches[1:]), label)
+        compiled_rate = rate(sum(len(batch[0]) for batch in batches[1:]), time.perf_counter() - start)
+    finally:
+        model.compile_inference = False
+    eager = collect_outputs(model, Batches(batches[1:]), label)
+    return compiled_rate, abs(compiled.like - eager.like).max()
 
 
 @torch.inference_mode()
@@ -245,7 +284,7 @@ def bare_forward_rate(model, inputs, attention):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args, _ = parser.parse_known_args()
     config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning", "show_progress": False})
     init_seed(config["seed"], config["reproducibility"])
@@ -258,32 +297,39 @@ def main():
     eval_batches = list(length_sorted(valid_data))
 
     train_inputs = [seq2seq_inputs(model, batch) for batch in train_batches]
-    training = [train_rates(config, model, train_batches, train_inputs) for _ in range(args.repeats)]
-    inference = [inference_rates(config, model, eval_batches) for _ in range(args.repeats)]
-    ours, bare, hf, bare_sdpa, float32 = (statistics.median(rates) for rates in zip(*training))
-    our_inference, bare_inference, compiled_inference, sdpa_inference, mixed_inference, _ = (
-        statistics.median(rates) for rates in zip(*inference)
+    training = [train_rates(config, model, train_batches, train_inputs, turn) for turn in range(args.repeats)]
+    inference = [inference_rates(config, model, eval_batches, turn) for turn in range(args.repeats)]
+    compiled_gap = max(run["compiled"][1] for run in inference)
+    for run in inference:
+        run["compiled"] = run["compiled"][0]
+    train, infer = medians(training), medians(inference)
+    ours, bare, hf, bare_sdpa, float32 = (train[name] for name in ("ours", "bare", "hf", "bare_sdpa", "float32"))
+    our_inference, bare_inference, compiled_inference, sdpa_inference = (
+        infer[name] for name in ("ours", "bare", "compiled", "bare_sdpa")
     )
-    compiled_gap = max(gap for *_, gap in inference)
+    mixed_inference = our_inference * infer["mixed_logits"] / infer["float32_logits"]
     flops = training_flops_per_prompt(model, train_inputs[1:])
     llm_config = config["llm_config"]
     batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
     shape = (round(batch_tokens), llm_config["d_model"], llm_config["d_ff"])
     trained = training_dtype(config)
     trained_in = str(trained).removeprefix("torch.") + (" mixed precision" if config["enable_amp"] else "")
-    machine = {
+    product_rate = {
         dtype: statistics.median(matmul_gflops(*shape, dtype) for _ in range(args.repeats))
         for dtype in {torch.float32, torch.bfloat16, trained}
     }
+    print(f"machine {describe_machine(machine())}")
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"train batch {config['train_batch_size']}, eval batch {config['eval_batch_size']}, "
-        f"median of {args.repeats}"
+        f"median of {args.repeats} repeats, loops in rotated order"
     )
     print(
         f"data preparation {preparation:.1f} s (load, history, tokenize {len(train_data._dataset.inter_feat)} "
         "training prompts and the rest)"
     )
+    print(f"training   spread over repeats (min-max): {spread(training)}")
+    print(f"inference  spread over repeats (min-max): {spread(inference)}")
     print(
         f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
         f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x) | all in {trained_in}"
@@ -309,9 +355,9 @@ def main():
     )
     print(
         f"bound      training step {flops / 1e6:.0f} MFLOP/prompt = {flops * ours / 1e9:.0f} GFLOP/s at our rate | "
-        f"matrix product ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}) float32 {machine[torch.float32]:.0f}, "
-        f"bfloat16 {machine[torch.bfloat16]:.0f} GFLOP/s | "
-        f"{flops * ours / 1e9 / machine[trained]:.0%} of the {trained_in} one"
+        f"matrix product ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}) float32 {product_rate[torch.float32]:.0f}, "
+        f"bfloat16 {product_rate[torch.bfloat16]:.0f} GFLOP/s | "
+        f"{flops * ours / 1e9 / product_rate[trained]:.0%} of the {trained_in} one"
     )
     print(f"peak memory (RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from recbole_unlearn import distributed
-from recbole_unlearn.evaluation.report import comparison_table, markdown_table
+from recbole_unlearn.evaluation.report import comparison_table, markdown_table, measured_on
 from recbole_unlearn.evaluation.summary import claims_table
 from recbole_unlearn.quick_start import run_recbole_unlearn
 from recbole_unlearn.unlearn.receipt import verify
@@ -44,6 +44,7 @@ def print_results(results):
         print(markdown_table(result["rows"]))
         if "claims" in result:
             print(claims_table(result["claims"]))
+        print(measured_on(context).strip())
         print(f"Results: {result['run_dir']}")
     if "comparison_dir" in results[0]:
         print(comparison_table(results))

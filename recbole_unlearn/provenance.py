@@ -2,7 +2,14 @@
 
 import hashlib
 import json
+import os
+import platform
 from importlib.metadata import PackageNotFoundError, version
+
+import torch
+
+# CPU features that decide how fast mixed-precision matrix products run (AVX512-BF16, AMX tiles).
+CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 LIBRARIES = ("recbole-unlearn", "recbole", "torch", "transformers", "peft", "safetensors", "numpy")
 
@@ -59,3 +66,36 @@ def library_versions():
         except PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def machine():
+    """The hardware a run's seconds were measured on: timings (and which loop wins) differ between CPUs,
+    e.g. one with AMX runs bfloat16 products several times as fast as one with AVX512-BF16 alone."""
+    cpu, flags = _cpuinfo()
+    return {
+        "cpu": cpu,
+        "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags],
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def describe_machine(record):
+    """One line for tables and logs, e.g. "AMD EPYC (avx512_bf16), 2 cores, 2 torch threads"."""
+    flags = f" ({', '.join(record['cpu_flags'])})" if record["cpu_flags"] else ""
+    gpu = f", GPU {record['gpu']}" if record["gpu"] else ""
+    return f"{record['cpu']}{flags}, {record['cores']} cores, {record['torch_threads']} torch threads{gpu}"
+
+
+def _cpuinfo():
+    """The CPU's model name and feature flags (Linux's /proc/cpuinfo; elsewhere the platform's name)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine(), set()
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return fields.get("model name", platform.machine()), set(fields.get("flags", "").split())

@@ -13,7 +13,7 @@ import pytest
 
 from recbole_unlearn import Config
 from recbole_unlearn.data.fingerprints import interaction_tokens
-from recbole_unlearn.provenance import file_sha256
+from recbole_unlearn.provenance import file_sha256, machine
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify
@@ -47,6 +47,7 @@ def test_every_method_writes_a_receipt_without_raw_ids(run):
         assert request["forget_sha256"] == run["context"]["forget_sha256"]
         assert receipt["metrics"]["forget_jsd_yesno"] == rows[method]["forget_jsd_yesno"]
         assert receipt["started_at"] <= receipt["finished_at"]
+        assert receipt["machine"] == machine()
         for role in ("original", "retrain", "unlearned"):
             for entry in receipt[role]:
                 assert file_sha256(os.path.join(run["run_dir"], entry["path"])) == entry["sha256"]

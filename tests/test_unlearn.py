@@ -16,7 +16,7 @@ from recbole_unlearn.evaluation.distances import (
 )
 from recbole_unlearn.evaluation.metrics import METRICS, needed_splits
 from recbole_unlearn.model.answer import answer_logits
-from recbole_unlearn.provenance import file_sha256
+from recbole_unlearn.provenance import describe_machine, file_sha256, machine
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn import protocol as protocol_module
 from recbole_unlearn.unlearn.methods.e2urec import E2URec, forgetting_teacher_logits
@@ -53,7 +53,12 @@ def test_every_method_runs_and_reports_every_registered_metric(first_run):
     for name in ("results.csv", "results.json", "results.md", "tradeoff.png"):
         assert os.path.getsize(os.path.join(first_run["run_dir"], name)) > 0
     with open(os.path.join(first_run["run_dir"], "results.json")) as f:
-        assert [row["method"] for row in json.load(f)["results"]] == result_rows()
+        document = json.load(f)
+    assert [row["method"] for row in document["results"]] == result_rows()
+    # Seconds mean little without the machine: the JSON records it and the table says it.
+    assert document["context"]["machine"] == machine()
+    with open(os.path.join(first_run["run_dir"], "results.md")) as f:
+        assert f"Seconds measured on {describe_machine(machine())}." in f.read()
 
 
 def test_only_e2urec_trains_a_parameter_subset(first_run):

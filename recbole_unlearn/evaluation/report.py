@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from recbole_unlearn.evaluation.metrics import METRICS, table_metrics  # noqa: E402
 from recbole_unlearn.evaluation.summary import claims_table  # noqa: E402
+from recbole_unlearn.provenance import describe_machine  # noqa: E402
 
 REFERENCE_ROWS = ("original", "retrain")
 FINGERPRINTS = ("split_sha256", "forget_sha256")
@@ -75,16 +76,23 @@ def _write_tables(rows, directory, name, document, compare=False, appendix=""):
     return table
 
 
+def measured_on(context):
+    """The line under a results table that says which machine its seconds come from."""
+    return f"\nSeconds measured on {describe_machine(context['machine'])}.\n"
+
+
 def write_results(rows, directory, context):
     """results.csv, results.json and results.md of one model's run."""
-    return _write_tables(rows, directory, "results", {"context": context, "results": rows})
+    document = {"context": context, "results": rows}
+    return _write_tables(rows, directory, "results", document, appendix=measured_on(context))
 
 
 def write_seed_results(summary, runs, claims, directory, context):
     """results.csv (the summary rows), results.json (``context``, every seed's ``runs``, the ``summary`` and
     the ``claims``) and results.md (the summary table and the claims) of one model's runs over seeds."""
     document = {"context": context, "runs": runs, "summary": summary, "claims": claims}
-    return _write_tables(summary, directory, "results", document, appendix="\n" + claims_table(claims) + "\n")
+    appendix = "\n" + claims_table(claims) + "\n" + measured_on(context)
+    return _write_tables(summary, directory, "results", document, appendix=appendix)
 
 
 def write_comparison(results, directory):

@@ -6,6 +6,7 @@ from logging import getLogger
 
 from recbole_unlearn import distributed
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
+from recbole_unlearn.provenance import machine
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import write_receipt
@@ -70,6 +71,7 @@ def run_experiment(config):
         "removed_interactions": int(protocol.removed_mask.sum()),
         "seed": config["seed"],
         **protocol.fingerprints,
+        "machine": machine(),
     }
     if writes_files:
         write_results(rows, protocol.run_dir, context)

@@ -77,6 +77,7 @@ def run_seeds(config):
         **{key: [c[key] for c in contexts] for key in ("forget_interactions", "retain_interactions", "run_dir")},
         "split_sha256": _combined(contexts, "split_sha256"),
         "forget_sha256": _combined(contexts, "forget_sha256"),
+        "machine": contexts[0]["machine"],
     }
     run_dir = distributed.broadcast_object(
         os.path.join(config["unlearn_output_dir"], f"{config['model']}-{config['dataset']}-seeds-{get_local_time()}")
