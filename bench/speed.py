@@ -6,7 +6,8 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
 - training: RecBole's training loop (our trainer) vs a bare transformers loop (``model(..., labels=)``,
   backward, Adam step) vs Hugging Face's ``Seq2SeqTrainer`` (the loop of the official E2URec code), on the
   same length-bucketed batches, each from the same initial weights, all in the configured precision
-  (``enable_amp``/``amp_dtype``: bfloat16 mixed precision for LLMRec); and our loop in float32;
+  (``enable_amp``/``amp_dtype``: bfloat16 mixed precision for LLMRec); and our loop in float32. Ours and
+  the bare loop take turns batch by batch, so the shared CPU's drifts in speed hit both alike;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
   same length-sorted batches of the whole validation split, and with ``llm_compile_inference`` on (its
   compile in the untimed first batch, its P(yes) compared with the eager pass);
@@ -122,16 +123,16 @@ def spread(runs):
 
 def train_rates(config, model, batches, inputs, turn):
     """``inputs``: ``batches`` as the transformers model's keyword arguments."""
-    return rotated(
+    rates = rotated(
         {
-            "ours": lambda: our_train_rate(config, model, batches),
+            "alternating": lambda: alternating_train_rates(config, model, batches, inputs),
             "float32": lambda: our_train_rate(config_with(config, enable_amp=False), model, batches),
-            "bare": lambda: bare_loop_rate(config, model, inputs, ATTENTION[0]),
             "bare_sdpa": lambda: bare_loop_rate(config, model, inputs, ATTENTION[1]),
             "hf": lambda: seq2seq_trainer_rate(config, model, inputs),
         },
         turn,
     )
+    return {**rates.pop("alternating"), **rates}
 
 
 def seq2seq_trainer_rate(config, model, inputs):
@@ -165,7 +166,8 @@ def seq2seq_trainer_rate(config, model, inputs):
     return rate(sum(len(batch["input_ids"]) for batch in inputs[1:]), time.perf_counter() - timer.start)
 
 
-def bare_loop_rate(config, model, inputs, attention):
+def bare_loop_step(config, model, attention):
+    """One step of a bare transformers loop on a copy of ``model``'s backbone, as a function of a batch."""
     bare = copy.deepcopy(model).backbone.model
     bare.set_attn_implementation(attention)
     bare.train()
@@ -178,7 +180,31 @@ def bare_loop_rate(config, model, inputs, attention):
         loss.backward()
         optimizer.step()
 
-    return timed_loop(inputs, bare_step)
+    return bare_step
+
+
+def bare_loop_rate(config, model, inputs, attention):
+    return timed_loop(inputs, bare_loop_step(config, model, attention))
+
+
+def alternating_train_rates(config, model, batches, inputs):
+    """Our loop and the bare loop taking turns batch by batch (which goes first alternates too), so a
+    drift of a shared CPU's speed, which moves whole loops by 10% here, hits both alike."""
+    trainer = safe_trainer_for(config)(config, copy.deepcopy(model))
+    bare_step = bare_loop_step(config, model, ATTENTION[0])
+    steps = {
+        "ours": lambda index: trainer._train_epoch(batches[index : index + 1], index),
+        "bare": lambda index: bare_step(inputs[index]),
+    }
+    seconds = dict.fromkeys(steps, 0.0)
+    for index in range(len(batches)):
+        for name in ("ours", "bare") if index % 2 else ("bare", "ours"):
+            start = time.perf_counter()
+            steps[name](index)
+            if index:  # the first batch is a warm-up
+                seconds[name] += time.perf_counter() - start
+    prompts = sum(len(batch) for batch in batches[1:])
+    return {name: rate(prompts, spent) for name, spent in seconds.items()}
 
 
 def training_flops_per_prompt(model, inputs):
