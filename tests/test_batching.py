@@ -70,6 +70,7 @@ def test_sorted_evaluation_returns_outputs_in_dataset_order(splits):
     assert np.allclose(by_length.yes_no, in_order.yes_no, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_compiled_inference_gives_the_eager_outputs(splits):
     config, (train, _, test) = splits
     model = LLMRec(config, train._dataset)

@@ -160,6 +160,7 @@ def test_influence_step_on_logistic_regression_lands_near_the_exact_retrain(work
     assert (influenced - retrained).norm() < 0.1 * (original - retrained).norm()
 
 
+@pytest.mark.slow
 def test_e2urec_with_the_official_codes_options_runs_end_to_end(tmp_path):
     # Every method's default run on LLMRec is test_unlearn's; here E2URec over every answer position.
     config = tiny_unlearn_config(
