@@ -44,7 +44,7 @@ def print_results(results):
         print(markdown_table(result["rows"]))
         if "claims" in result:
             print(claims_table(result["claims"]))
-        print(measured_on(context).strip())
+        print(measured_on(context))
         print(f"Results: {result['run_dir']}")
     if "comparison_dir" in results[0]:
         print(comparison_table(results))

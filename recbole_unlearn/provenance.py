@@ -1,5 +1,6 @@
-"""What produced a file: configuration and data fingerprints, file hashes, library versions."""
+"""What produced a file: configuration and data fingerprints, file hashes, library versions, the machine."""
 
+import functools
 import hashlib
 import json
 import os
@@ -89,6 +90,7 @@ def describe_machine(record):
     return f"{record['cpu']}{flags}, {record['cores']} cores, {record['torch_threads']} torch threads{gpu}"
 
 
+@functools.cache  # read once per process: every receipt and results file records it
 def _cpuinfo():
     """The CPU's model name and feature flags (Linux's /proc/cpuinfo; elsewhere the platform's name)."""
     try:

@@ -78,20 +78,20 @@ def _write_tables(rows, directory, name, document, compare=False, appendix=""):
 
 def measured_on(context):
     """The line under a results table that says which machine its seconds come from."""
-    return f"\nSeconds measured on {describe_machine(context['machine'])}.\n"
+    return f"Seconds measured on {describe_machine(context['machine'])}."
 
 
 def write_results(rows, directory, context):
     """results.csv, results.json and results.md of one model's run."""
     document = {"context": context, "results": rows}
-    return _write_tables(rows, directory, "results", document, appendix=measured_on(context))
+    return _write_tables(rows, directory, "results", document, appendix=f"\n{measured_on(context)}\n")
 
 
 def write_seed_results(summary, runs, claims, directory, context):
     """results.csv (the summary rows), results.json (``context``, every seed's ``runs``, the ``summary`` and
     the ``claims``) and results.md (the summary table and the claims) of one model's runs over seeds."""
     document = {"context": context, "runs": runs, "summary": summary, "claims": claims}
-    appendix = "\n" + claims_table(claims) + "\n" + measured_on(context)
+    appendix = f"\n{claims_table(claims)}\n\n{measured_on(context)}\n"
     return _write_tables(summary, directory, "results", document, appendix=appendix)
 
 
