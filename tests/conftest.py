@@ -13,9 +13,11 @@ import recbole_unlearn  # noqa: F401  (registers the plug-in with RecBole)
 from recbole_unlearn import Config
 from recbole_unlearn.unlearn.method import METHODS
 
-# The last 5,000 ratings of ML-100K (timestamp >= 891717908): 3,000 train / 1,000 valid / 1,000 test.
+# The last 5,000 ratings of ML-100K (timestamp >= 891717908): 3,000 train / 1,000 valid / 1,000 test, for
+# tests that need a model to learn something or name a known interaction.
 SMALL_WINDOW = {"timestamp": "[891717908,inf)"}
-# The last 3,000 ratings of ML-100K: enough to run every method, quick enough for each backbone kind.
+# The last 3,000 ratings of ML-100K: enough to run every method, quick enough for each backbone kind; the
+# default of every test run (``quiet``).
 QUICK_WINDOW = {"timestamp": "[892431586,inf)"}
 TINY_T5 = {
     "d_model": 64,
@@ -70,13 +72,13 @@ CHEAP_INFLUENCE = {"influence_hessian_samples": 64, "influence_cg_iterations": 3
 
 
 def quiet(**overrides):
-    """Config keys every test run uses: CPU, no progress bars, warnings only, the small window, a cheap
+    """Config keys every test run uses: CPU, no progress bars, warnings only, the quick window, a cheap
     influence update."""
     return {
         "use_gpu": False,
         "state": "warning",
         "show_progress": False,
-        "val_interval": SMALL_WINDOW,
+        "val_interval": QUICK_WINDOW,
         **CHEAP_INFLUENCE,
         **overrides,
     }
@@ -95,8 +97,10 @@ def small_config(model="LLMRec", dataset="ml-100k", config_file_list=None, **ove
 
 
 def tiny_unlearn_config(output_dir, **overrides):
-    """A tiny-T5 LLMRec protocol on the small window, writing under ``output_dir``."""
-    return quiet(llm_config=TINY_T5, epochs=1, sisa_epochs=1, unlearn_output_dir=str(output_dir), **overrides)
+    """A tiny-T5 LLMRec protocol on the quick window with 3 history items (prompts of ~60 tokens, not ~130),
+    writing under ``output_dir``."""
+    settings = {"llm_config": TINY_T5, "epochs": 1, "sisa_epochs": 1, "history_length": 3, **overrides}
+    return quiet(unlearn_output_dir=str(output_dir), **settings)
 
 
 @pytest.fixture(scope="module")

@@ -211,7 +211,6 @@ def quick_settings(checkpoints, tmp_path_factory):
         output / architecture,
         llm_path=checkpoints[architecture],
         learning_rate=0.003,
-        val_interval=QUICK_WINDOW,
         sisa_n_shards=2,
     )
 

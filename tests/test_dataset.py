@@ -9,15 +9,16 @@ from recbole.data import create_dataset
 
 from recbole_unlearn.config import BUNDLED_DATASETS
 
-from conftest import inside, small_config
+from conftest import SMALL_WINDOW, inside, small_config
 
 RAW = os.path.join(BUNDLED_DATASETS, "ml-100k")
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    # The small window holds the known interaction below (user 234, item 1184).
     with inside(tmp_path_factory.mktemp("dataset")):
-        return create_dataset(small_config())
+        return create_dataset(small_config(val_interval=SMALL_WINDOW))
 
 
 @pytest.fixture(scope="module")

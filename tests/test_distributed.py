@@ -18,7 +18,7 @@ import pytest
 from recbole_unlearn.quick_start import run_recbole_unlearn
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
-from conftest import QUICK_WINDOW, inside, small_config, tiny_unlearn_config
+from conftest import inside, small_config, tiny_unlearn_config
 
 # Trained models differ only by float summation order (gradients reduced across 2 ranks), which an epoch
 # of Adam steps amplifies. Utility metrics stay within UTILITY_ATOL (measured: at most 0.003). Distances
@@ -36,9 +36,7 @@ def free_port():
 
 
 def settings(output):
-    return tiny_unlearn_config(
-        output, unlearn_method="e2urec", val_interval=QUICK_WINDOW, history_length=3, e2urec_lora_dropout=0.0
-    )
+    return tiny_unlearn_config(output, unlearn_method="e2urec", e2urec_lora_dropout=0.0)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from recbole.utils import get_model, get_trainer, init_seed
 from recbole_unlearn.model.llmrec import LLMRec
 from recbole_unlearn.trainer import safe_trainer_for
 
-from conftest import TINY_T5, inside, small_config
+from conftest import SMALL_WINDOW, TINY_T5, inside, small_config
 
 
 def build(config):
@@ -26,7 +26,8 @@ def build(config):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     with inside(tmp_path_factory.mktemp("llmrec")):
-        config = small_config(epochs=3, learning_rate=0.001)
+        # The small window: enough data for the beats-chance check below to be a safe margin.
+        config = small_config(epochs=3, learning_rate=0.001, val_interval=SMALL_WINDOW)
         model, trainer, (train, valid, test) = build(config)
         trainer.fit(train, valid, saved=True)
         test_result = trainer.evaluate(test, load_best_model=True)
@@ -71,7 +72,7 @@ def test_llm_path_loads_a_saved_t5_and_its_tokenizer(trained, workdir):
     model.save_pretrained(workdir / "llm")
     assert (workdir / "llm" / "config.json").is_file() and (workdir / "llm" / "tokenizer.json").is_file()
 
-    reloaded, _, (_, _, reloaded_test) = build(small_config(llm_path=str(workdir / "llm")))
+    reloaded, _, (_, _, reloaded_test) = build(small_config(llm_path=str(workdir / "llm"), val_interval=SMALL_WINDOW))
     assert type(reloaded.tokenizer).__name__ == type(model.tokenizer).__name__
     assert torch.allclose(predictions(reloaded, reloaded_test), predictions(model, test), atol=1e-6)
 

@@ -21,7 +21,8 @@ from conftest import TINY_T5, inside, quiet
 
 
 def tiny(**overrides):
-    return quiet(llm_config=TINY_T5, epochs=1, **overrides)
+    """A tiny T5 on the quick window with 3 history items (short prompts)."""
+    return quiet(llm_config=TINY_T5, epochs=1, history_length=3, **overrides)
 
 
 def test_recbole_config_holds_our_values_for_llmrec():
