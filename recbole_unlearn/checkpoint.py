@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_model, save_file, save_model
 
 from recbole_unlearn import distributed
-from recbole_unlearn.provenance import file_sha256, library_versions
+from recbole_unlearn.provenance import code_sha256, file_sha256, library_versions
 
 CHECKPOINT_SUFFIX = ".safetensors"
 
@@ -45,6 +45,7 @@ def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
         "tensors": "trainable" if partial else "all",
         "sha256": file_sha256(tmp_tensors),
         "library_versions": library_versions(),
+        "code_sha256": code_sha256(),
     }
     with open(tmp_json, "w", encoding="utf-8") as f:
         json.dump(metadata, f, indent=2)

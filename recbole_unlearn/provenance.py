@@ -14,12 +14,14 @@ CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 LIBRARIES = ("recbole-unlearn", "recbole", "torch", "transformers", "peft", "safetensors", "numpy")
 
-# Keys that change how a run is shown or where it writes, not which model it trains.
+# Keys that change how a run is shown, where it writes or how fast it evaluates, not which model it trains
+# (the evaluation batch size and a compiled forward move outputs by float rounding only).
 RUNTIME_KEYS = {
     "state",
     "show_progress",
     "checkpoint_dir",
     "eval_batch_size",
+    "llm_compile_inference",
     "device",
     "gpu_id",
     "use_gpu",
@@ -57,6 +59,28 @@ def file_sha256(path, chunk_size=1 << 20):
         for chunk in iter(lambda: f.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def source_sha256(root):
+    """SHA-256 of the Python files under ``root``: their paths relative to it and their bytes, in path order."""
+    digest = hashlib.sha256()
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                digest.update(os.path.relpath(path, root).replace(os.sep, "/").encode() + b"\0")
+                with open(path, "rb") as f:
+                    digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()
+
+
+@functools.cache  # the package's files do not change within a run
+def code_sha256():
+    """SHA-256 of recbole-unlearn's own source. Cached models and evaluation outputs are keyed by it, so
+    changed code (an upgrade, or an edit of an editable install, which keeps its version number) never
+    reuses what older code trained or computed."""
+    return source_sha256(os.path.dirname(os.path.abspath(__file__)))
 
 
 def library_versions():

@@ -4,6 +4,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,9 +12,10 @@ import time
 
 import pytest
 
+import recbole_unlearn
 from recbole_unlearn import Config
 from recbole_unlearn.data.fingerprints import interaction_tokens
-from recbole_unlearn.provenance import file_sha256, machine
+from recbole_unlearn.provenance import code_sha256, file_sha256, machine, source_sha256
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify
@@ -47,12 +49,21 @@ def test_every_method_writes_a_receipt_without_raw_ids(run):
         assert request["forget_sha256"] == run["context"]["forget_sha256"]
         assert receipt["metrics"]["forget_jsd_yesno"] == rows[method]["forget_jsd_yesno"]
         assert receipt["started_at"] <= receipt["finished_at"]
-        assert receipt["machine"] == machine()
+        assert receipt["machine"] == machine() and receipt["code_sha256"] == code_sha256()
         for role in ("original", "retrain", "unlearned"):
             for entry in receipt[role]:
                 assert file_sha256(os.path.join(run["run_dir"], entry["path"])) == entry["sha256"]
     assert len(receipt_of(run, "sisa")["unlearned"]) == 4
     assert receipt_of(run, "e2urec")["hyperparameters"]["e2urec_lora_r"] == 4
+
+
+def test_the_code_digest_follows_every_python_file_of_the_package(tmp_path):
+    package = os.path.dirname(recbole_unlearn.__file__)
+    copy = shutil.copytree(package, tmp_path / "copy", ignore=shutil.ignore_patterns("__pycache__"))
+    assert source_sha256(copy) == code_sha256()
+    method = copy / "unlearn" / "methods" / "e2urec.py"
+    method.write_text(method.read_text() + "# an edit\n")
+    assert source_sha256(copy) != code_sha256()
 
 
 def test_receipt_ids_hash_names_the_forgotten_users(run, workdir):

@@ -29,7 +29,7 @@ def test_deepfm_trains_with_the_plugin_imported(workdir):
     with open(result["checkpoint"].removesuffix(".safetensors") + ".json") as f:
         provenance = json.load(f)
     assert provenance["model"] == "DeepFM" and provenance["dataset"] == "ml-100k"
-    assert {"config_sha256", "split_sha256", "sha256", "library_versions"} <= set(provenance)
+    assert {"config_sha256", "split_sha256", "sha256", "library_versions", "code_sha256"} <= set(provenance)
 
 
 def test_llmrec_and_deepfm_share_the_split(workdir):

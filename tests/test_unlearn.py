@@ -99,6 +99,16 @@ def test_original_and_retrain_are_cached_with_their_outputs_and_the_original_nev
         assert again[method] == first[method]
 
 
+def test_a_cached_model_or_output_is_not_reused_by_changed_code(first_run, output_dir, monkeypatch):
+    cache = output_dir / "out" / "cache"
+    before = {path.name for path in cache.glob("**/*.safetensors")}
+    monkeypatch.setattr(protocol_module, "code_sha256", lambda: "another version of recbole-unlearn")
+    unlearn_one("LLMRec", "ml-100k", config_dict=tiny_unlearn_config(output_dir / "out", unlearn_method="neggrad"))
+    added = {path.name for path in cache.glob("**/*.safetensors")} - before
+    # Trained and evaluated again, under new keys: the Original, Retrain, and each one's outputs.
+    assert sorted(name.split("-")[1] for name in added) == ["original", "original", "retrain", "retrain"]
+
+
 @pytest.mark.parametrize(
     "model, answer_positions", [("LLMRec", "first"), ("LLMRec", "all"), ("DeepFM", "first"), ("LR", "first")]
 )

@@ -22,15 +22,15 @@ from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.cost import CostMeter
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
-from recbole_unlearn.provenance import config_sha256, library_versions
+from recbole_unlearn.provenance import code_sha256, config_sha256
 from recbole_unlearn.trainer import safe_trainer_for
 from recbole_unlearn.unlearn.cache import ModelCache, load_outputs, outputs_path, save_outputs
 from recbole_unlearn.unlearn.method import METHODS, config_prefixes
 
 
 def config_key(config, *extra):
-    """SHA-256 of the configuration that determines an Original or Retrain model, plus ``extra``."""
-    return config_sha256(config, *extra, ignore_prefixes=config_prefixes())
+    """SHA-256 of what determines an Original or Retrain model: the configuration, our code, and ``extra``."""
+    return config_sha256(config, code_sha256(), *extra, ignore_prefixes=config_prefixes())
 
 
 class UnlearnProtocol:
@@ -194,7 +194,7 @@ class UnlearnProtocol:
             "holdout": hashlib.sha256(self.holdout_rows.tobytes()).hexdigest(),
             "splits": needed_splits(),
             "batch": self.config["eval_batch_size"],
-            "version": library_versions()["recbole-unlearn"],
+            "code": code_sha256(),
         }
         path = outputs_path(path, hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest())
         # Rank 0 reads and writes; a rank's kept answers are its own share, so several ranks keep none.

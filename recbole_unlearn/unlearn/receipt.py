@@ -20,7 +20,7 @@ from recbole_unlearn.config import RecordedConfig
 from recbole_unlearn.data.fingerprints import raw_users_items
 from recbole_unlearn.evaluation.metrics import receipt_metrics
 from recbole_unlearn.model.lora import merge_lora
-from recbole_unlearn.provenance import file_sha256, library_versions, machine
+from recbole_unlearn.provenance import code_sha256, file_sha256, library_versions, machine
 from recbole_unlearn.unlearn.method import METHODS
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
@@ -85,6 +85,7 @@ def write_receipt(protocol, method, row, cost, previous=None):
         "metrics": {metric.name: row[metric.name] for metric in receipt_metrics()},
         "config": json.loads(json.dumps(config.external_config_dict, default=str)),
         "library_versions": library_versions(),
+        "code_sha256": code_sha256(),
         "machine": machine(),
     }
     path = receipt_path(directory, method.name)
