@@ -140,8 +140,9 @@ def main():
     retrain_seconds = config["epochs"] * retain / rates["full_large"]
     print(f"machine {describe_machine(machine())}")
     print(
-        f"forget {forget} / retain {retain} prompts, E2URec batch {batch_size}, Retrain batch "
-        f"{config['train_batch_size']}, median of {args.repeats} repeats of {args.batches} batches, loops in turn"
+        f"forget {forget} / retain {retain} prompts, E2URec batch {batch_size}, Retrain's steps at batch "
+        f"{2 * batch_size} (its train_batch_size: {config['train_batch_size']}), median of {args.repeats} repeats "
+        f"of {args.batches} batches, loops in turn"
     )
     print(f"steps      spread over repeats (min-max): {spread(runs)}")
     print(
