@@ -13,7 +13,7 @@ from recbole_unlearn import distributed
 from recbole_unlearn.evaluation.report import comparison_table, markdown_table, measured_on
 from recbole_unlearn.evaluation.summary import claims_table
 from recbole_unlearn.quick_start import run_recbole_unlearn
-from recbole_unlearn.unlearn.receipt import verify
+from recbole_unlearn.unlearn.receipt import code_comparison, verify
 
 
 def format_train_results(results):
@@ -56,6 +56,7 @@ def verify_main(paths):
     all_ok = True
     for path in paths:
         print(f"Verifying {path}")
+        print(f"  code: {code_comparison(path)}")
         for check, ok, detail in verify(path):
             print(f"  {'OK ' if ok else 'BAD'}  {check}: {detail}")
             all_ok &= ok

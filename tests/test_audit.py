@@ -18,7 +18,7 @@ from recbole_unlearn.data.fingerprints import interaction_tokens
 from recbole_unlearn.provenance import code_sha256, file_sha256, machine, source_sha256
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
-from recbole_unlearn.unlearn.receipt import verify
+from recbole_unlearn.unlearn.receipt import code_comparison, verify
 
 from conftest import RUN_SCRIPT, inside, quiet, registered_methods, run_cli, write_config_file
 
@@ -107,6 +107,20 @@ def test_verify_command_line(run):
     out = run_cli("verify", receipt, cwd=os.path.dirname(os.path.dirname(run["run_dir"])), timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "All checks passed." in out.stdout and "OK   forget_jsd_yesno" in out.stdout
+    assert f"code: the receipt's ({code_sha256()[:16]})" in out.stdout
+
+
+def test_verify_says_when_the_receipt_was_written_by_other_code(run):
+    receipt = receipt_of(run, "neggrad")
+    receipt["code_sha256"] = "0" * 64
+    edited = os.path.join(run["run_dir"], "receipt-other-code.json")
+    with open(edited, "w") as f:
+        json.dump(receipt, f)
+    assert code_comparison(edited).startswith(f"differs (receipt {'0' * 16}, running {code_sha256()[:16]})")
+    del receipt["code_sha256"]
+    with open(edited, "w") as f:
+        json.dump(receipt, f)
+    assert code_comparison(edited).startswith("not recorded in the receipt")
 
 
 def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):

@@ -130,6 +130,20 @@ def rebuild(path):
     return RebuiltRun(receipt, protocol, start, retrained, unlearned)
 
 
+def code_comparison(path):
+    """One line: whether the code running now is the code that wrote the receipt. ``verify`` re-evaluates with
+    the running code, so after a change a metric may differ though every file is the recorded one."""
+    recorded, running = read_receipt(path)[0].get("code_sha256"), code_sha256()
+    if recorded is None:
+        return f"not recorded in the receipt (running {running[:16]})"
+    if recorded == running:
+        return f"the receipt's ({running[:16]})"
+    return (
+        f"differs (receipt {recorded[:16]}, running {running[:16]}): a metric that does not match may come from "
+        "the code, not from the files"
+    )
+
+
 def verify(path):
     """Check a receipt against the files it names; a list of (check, ok, detail)."""
     receipt, directory = read_receipt(path)
