@@ -18,17 +18,14 @@ on each forget sample, the Original on each retain sample used; the student: the
 against the least Retrain can, validation and everything else left out of both.
 """
 
-import argparse
 import copy
 import math
 import time
 
 import torch
 from recbole.data.interaction import cat_interactions
-from recbole.utils import init_seed
-from speed import autocast, first, medians, rate, spread
+from speed import autocast, bench_setup, first, medians, rate, spread
 
-from recbole_unlearn import Config
 from recbole_unlearn.model.answer import answer_sequence, first_answer
 from recbole_unlearn.model.lora import add_lora
 from recbole_unlearn.provenance import describe_machine, machine
@@ -114,12 +111,7 @@ def step_rates(config, model, batches):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
-    args, _ = parser.parse_known_args()
-    config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning", "show_progress": False})
-    init_seed(config["seed"], config["reproducibility"])
+    args, config = bench_setup(repeats=3)
     protocol = UnlearnProtocol(config)
     model = protocol.new_model()
     batch_size = config["e2urec_train_batch_size"]

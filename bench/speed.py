@@ -307,13 +307,20 @@ def bare_forward_rate(model, inputs, attention):
     return rate(sum(len(prompt[0]) for prompt in inputs[1:]), time.perf_counter() - start)
 
 
-def main():
+def bench_setup(repeats):
+    """The ``--batches`` and ``--repeats`` options and LLMRec's configuration on ML-100K (RecBole's Config reads
+    any other ``--key=value`` from the command line), with its seed set."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=repeats)
     args, _ = parser.parse_known_args()
     config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning", "show_progress": False})
     init_seed(config["seed"], config["reproducibility"])
+    return args, config
+
+
+def main():
+    args, config = bench_setup(repeats=5)
     start = time.perf_counter()
     train_data, valid_data, _ = data_preparation(config, create_dataset(config))
     preparation = time.perf_counter() - start
