@@ -20,15 +20,14 @@ against the least Retrain can, validation and everything else left out of both.
 
 import copy
 import math
-import time
 
 import torch
 from recbole.data.interaction import cat_interactions
-from speed import autocast, bench_setup, first, medians, rate, spread
+from speed import autocast, bench_setup, first, medians, rates_in_turn, spread
 
-from recbole_unlearn.model.answer import answer_sequence, first_answer
-from recbole_unlearn.model.lora import add_lora
+from recbole_unlearn.config import config_with
 from recbole_unlearn.provenance import describe_machine, machine
+from recbole_unlearn.unlearn.methods.e2urec import E2URec
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.unlearn_trainer import kl_to_teacher
 
@@ -44,70 +43,50 @@ def full_step(config, model):
             loss = full.calculate_loss(batch)
         loss.backward()
         optimizer.step()
+        return len(batch)
 
     return step
 
 
-def student_step(config, model, dropout, positions):
-    student = add_lora(
-        copy.deepcopy(model),
-        config["e2urec_lora_targets"] or model.lora_targets,
-        rank=config["e2urec_lora_r"],
-        alpha=config["e2urec_lora_alpha"],
-        dropout=dropout,
-    )
-    student.train()
-    optimizer = torch.optim.Adam(
-        [p for p in student.parameters() if p.requires_grad], lr=config["e2urec_learning_rate"]
-    )
-    label = config["LABEL_FIELD"]
+def student_step(config, model, example):
+    """One step of E2URec's own student (its adapters and optimizer), KL to a given teacher output."""
+    e2urec = E2URec(config, copy.deepcopy(model), example)
+    e2urec.model.train()
 
     def step(batch, teacher):
-        optimizer.zero_grad()
+        e2urec.optimizer.zero_grad()
         with autocast(config):
-            logits, _ = positions(student, batch, label)
+            logits, _ = e2urec.answers(e2urec.model, batch)
             loss = kl_to_teacher(teacher.flatten(0, 1), logits.flatten(0, 1))
         loss.backward()
-        optimizer.step()
+        e2urec.optimizer.step()
+        return len(batch)
 
-    return step
+    return step, e2urec
 
 
 def step_rates(config, model, batches):
     """Prompts/s of each kind of step, the loops taking turns batch by batch (the first pair a warm-up)."""
-    label = config["LABEL_FIELD"]
-    positions = answer_sequence if config["e2urec_answer_positions"] == "all" else first_answer
+    with_dropout, e2urec = student_step(config, model, batches[0])
+    without_dropout, _ = student_step(config_with(config, e2urec_lora_dropout=0.0), model, batches[0])
     teacher_model = copy.deepcopy(model).eval()
 
     @torch.no_grad()
     def teacher(batch):
-        return positions(teacher_model, batch, label)[0]
+        return e2urec.answers(teacher_model, batch)[0]
 
     teachers = [teacher(batch) for batch in batches]
     # Retrain's batches: two of E2URec's joined (its batch size is twice E2URec's by default).
     joined = [cat_interactions(batches[index : index + 2]) for index in range(0, len(batches) - 1, 2)]
     small, large = full_step(config, model), full_step(config, model)
-    with_dropout = student_step(config, model, config["e2urec_lora_dropout"], positions)
-    without_dropout = student_step(config, model, 0.0, positions)
     steps = {
         "full": lambda index: small(batches[index]),
-        "full_large": lambda index: large(joined[index // 2]),
+        "full_large": lambda index: 0 if index % 2 else large(joined[index // 2]),
         "student": lambda index: with_dropout(batches[index], teachers[index]),
         "student_no_dropout": lambda index: without_dropout(batches[index], teachers[index]),
-        "teacher": lambda index: teacher(batches[index]),
+        "teacher": lambda index: len(teacher(batches[index])),
     }
-    seconds, prompts = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0)
-    for index in range(2 * len(joined)):
-        names = list(steps)
-        for name in names[index % len(names) :] + names[: index % len(names)]:
-            if name == "full_large" and index % 2:
-                continue
-            start = time.perf_counter()
-            steps[name](index)
-            if index >= 2:
-                seconds[name] += time.perf_counter() - start
-                prompts[name] += len(joined[index // 2]) if name == "full_large" else len(batches[index])
-    return {name: rate(prompts[name], seconds[name]) for name in steps}
+    return rates_in_turn(steps, 2 * len(joined), warmup=2)
 
 
 def main():

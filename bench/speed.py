@@ -25,6 +25,7 @@ names the machine: which loop wins differs between CPUs.
 import argparse
 import contextlib
 import copy
+import functools
 import resource
 import statistics
 import tempfile
@@ -187,24 +188,41 @@ def bare_loop_rate(config, model, inputs, attention):
     return timed_loop(inputs, bare_loop_step(config, model, attention))
 
 
+def rates_in_turn(steps, count, warmup=1):
+    """Prompts/s of each step (name -> function of a batch index that returns how many prompts it ran, 0 when
+    it has nothing to do at that index), the steps taking turns index by index in an order rotated each
+    time, so a drift of a shared CPU's speed, which moves whole loops by 10% here, hits all alike. The first
+    ``warmup`` indices are not timed."""
+    seconds, prompts = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0)
+
+    def timed(step, index):
+        start = time.perf_counter()
+        ran = step(index)
+        return time.perf_counter() - start, ran
+
+    for index in range(count):
+        turn = rotated({name: functools.partial(timed, step, index) for name, step in steps.items()}, index)
+        for name, (spent, ran) in turn.items():
+            if index >= warmup and ran:
+                seconds[name] += spent
+                prompts[name] += ran
+    return {name: rate(prompts[name], seconds[name]) for name in steps}
+
+
 def alternating_train_rates(config, model, batches, inputs):
-    """Our loop and the bare loop taking turns batch by batch (which goes first alternates too), so a
-    drift of a shared CPU's speed, which moves whole loops by 10% here, hits both alike."""
+    """Our loop and the bare loop taking turns batch by batch (which goes first alternates too)."""
     trainer = safe_trainer_for(config)(config, copy.deepcopy(model))
     bare_step = bare_loop_step(config, model, ATTENTION[0])
-    steps = {
-        "ours": lambda index: trainer._train_epoch(batches[index : index + 1], index),
-        "bare": lambda index: bare_step(inputs[index]),
-    }
-    seconds = dict.fromkeys(steps, 0.0)
-    for index in range(len(batches)):
-        for name in ("ours", "bare") if index % 2 else ("bare", "ours"):
-            start = time.perf_counter()
-            steps[name](index)
-            if index:  # the first batch is a warm-up
-                seconds[name] += time.perf_counter() - start
-    prompts = sum(len(batch) for batch in batches[1:])
-    return {name: rate(prompts, spent) for name, spent in seconds.items()}
+
+    def ours(index):
+        trainer._train_epoch(batches[index : index + 1], index)
+        return len(batches[index])
+
+    def bare(index):
+        bare_step(inputs[index])
+        return len(batches[index])
+
+    return rates_in_turn({"ours": ours, "bare": bare}, len(batches))
 
 
 def training_flops_per_prompt(model, inputs):
