@@ -28,7 +28,8 @@ setup(
     description="Recommendation unlearning (E2URec and baselines) for LLM-based and classic recommenders in RecBole",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10,<3.13",
+    # RecBole 1.2.1 requires ray<=2.6.3, which has no wheel for Python 3.12: pip cannot install it there.
+    python_requires=">=3.10,<3.12",
     packages=[*find_packages(include=["recbole_unlearn", "recbole_unlearn.*"]), "recbole_unlearn.properties"],
     # The YAML defaults live in the top-level properties/ folder and ship inside the package.
     py_modules=["recbole_unlearn_autoload"],

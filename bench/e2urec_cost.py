@@ -94,7 +94,8 @@ def main():
     protocol = UnlearnProtocol(config)
     model = protocol.new_model()
     batch_size = config["e2urec_train_batch_size"]
-    batches = first(protocol.subset_loader(protocol.forget_rows, batch_size), args.batches + 2)
+    loader = protocol.subset_loader(protocol.forget_rows, batch_size)
+    batches = [batch.to(config["device"]) for batch in first(loader, args.batches + 2)]
     runs = [step_rates(config, model, batches) for _ in range(args.repeats)]
     rates = medians(runs)
     forget, retain = len(protocol.forget_rows), len(protocol.retain_rows)
@@ -111,7 +112,8 @@ def main():
     retrain_seconds = config["epochs"] * retain / rates["full_large"]
     print(f"machine {describe_machine(machine())}")
     print(
-        f"forget {forget} / retain {retain} prompts, E2URec batch {batch_size}, Retrain's steps at batch "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, forget {forget} / retain {retain} prompts, "
+        f"E2URec batch {batch_size}, Retrain's steps at batch "
         f"{2 * batch_size} (its train_batch_size: {config['train_batch_size']}), median of {args.repeats} repeats "
         f"of {args.batches} batches, loops in turn"
     )

@@ -7,9 +7,9 @@ output folder (so the Original and Retrain are trained), for LLMRec unless --mod
 
 import argparse
 import tempfile
-import time
 
 from recbole_unlearn import Config
+from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.provenance import describe_machine, machine
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
@@ -24,9 +24,9 @@ def main():
     rows = []
 
     def phase(name, prompts, action):
-        start = time.perf_counter()
+        start = now()
         result = action()
-        seconds = time.perf_counter() - start
+        seconds = now() - start
         rows.append((name, seconds, prompts / seconds if prompts else None))
         return result
 

@@ -29,7 +29,6 @@ import functools
 import resource
 import statistics
 import tempfile
-import time
 
 import torch
 from recbole.data import create_dataset, data_preparation
@@ -40,6 +39,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallba
 from recbole_unlearn import Config
 from recbole_unlearn.batching import length_bucketed, length_sorted
 from recbole_unlearn.config import config_with
+from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.evaluation.outputs import collect_outputs
 from recbole_unlearn.provenance import describe_machine, machine
 from recbole_unlearn.trainer import configured_amp_dtype, safe_trainer_for
@@ -64,12 +64,10 @@ def rate(prompts, seconds):
 
 def timed_loop(batches, step):
     step(batches[0])
-    start = time.perf_counter()
+    start = now()
     for batch in batches[1:]:
         step(batch)
-    return rate(
-        sum(len(b["input_ids"]) if isinstance(b, dict) else len(b) for b in batches[1:]), time.perf_counter() - start
-    )
+    return rate(sum(len(b["input_ids"]) if isinstance(b, dict) else len(b) for b in batches[1:]), now() - start)
 
 
 class StepTimer(TrainerCallback):
@@ -80,7 +78,7 @@ class StepTimer(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 1:
-            self.start = time.perf_counter()
+            self.start = now()
 
 
 def training_dtype(config):
@@ -88,20 +86,21 @@ def training_dtype(config):
     ``enable_amp``, else float32."""
     if not config["enable_amp"]:
         return torch.float32
-    return configured_amp_dtype(config) or torch.get_autocast_dtype("cpu")
+    return configured_amp_dtype(config) or torch.get_autocast_dtype(torch.device(config["device"]).type)
 
 
 def autocast(config):
     """The mixed precision our training loop runs in, for the plain loops."""
-    return torch.autocast("cpu", dtype=training_dtype(config), enabled=config["enable_amp"])
+    device_type = torch.device(config["device"]).type
+    return torch.autocast(device_type, dtype=training_dtype(config), enabled=config["enable_amp"])
 
 
 def our_train_rate(config, model, batches):
     trainer = safe_trainer_for(config)(config, copy.deepcopy(model))
     trainer._train_epoch(batches[:1], 0)
-    start = time.perf_counter()
+    start = now()
     trainer._train_epoch(batches[1:], 1)
-    return rate(sum(len(batch) for batch in batches[1:]), time.perf_counter() - start)
+    return rate(sum(len(batch) for batch in batches[1:]), now() - start)
 
 
 def rotated(loops, turn):
@@ -150,7 +149,7 @@ def seq2seq_trainer_rate(config, model, inputs):
             logging_strategy="no",
             save_strategy="no",
             report_to=[],
-            use_cpu=True,
+            use_cpu=torch.device(config["device"]).type == "cpu",
             bf16=training_dtype(config) == torch.bfloat16,
             dataloader_num_workers=0,
             disable_tqdm=True,
@@ -164,7 +163,7 @@ def seq2seq_trainer_rate(config, model, inputs):
             callbacks=[timer],
         )
         hf.train()
-    return rate(sum(len(batch["input_ids"]) for batch in inputs[1:]), time.perf_counter() - timer.start)
+    return rate(sum(len(batch["input_ids"]) for batch in inputs[1:]), now() - timer.start)
 
 
 def bare_loop_step(config, model, attention):
@@ -196,9 +195,9 @@ def rates_in_turn(steps, count, warmup=1):
     seconds, prompts = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0)
 
     def timed(step, index):
-        start = time.perf_counter()
+        start = now()
         ran = step(index)
-        return time.perf_counter() - start, ran
+        return now() - start, ran
 
     for index in range(count):
         turn = rotated({name: functools.partial(timed, step, index) for name, step in steps.items()}, index)
@@ -240,10 +239,10 @@ def matmul_gflops(rows, inner, columns, dtype, repeats=50):
     """This machine's matrix-product rate at one shape and dtype, GFLOP/s."""
     left, right = torch.randn(rows, inner, dtype=dtype), torch.randn(inner, columns, dtype=dtype)
     left @ right
-    start = time.perf_counter()
+    start = now()
     for _ in range(repeats):
         left @ right
-    return 2 * rows * inner * columns * repeats / (time.perf_counter() - start) / 1e9
+    return 2 * rows * inner * columns * repeats / (now() - start) / 1e9
 
 
 class Batches:
@@ -275,9 +274,9 @@ def inference_rates(config, model, batches, turn):
 
 def our_inference_rate(config, model, batches):
     collect_outputs(model, Batches(batches[:1]), config["LABEL_FIELD"])
-    start = time.perf_counter()
+    start = now()
     collect_outputs(model, Batches(batches[1:]), config["LABEL_FIELD"])
-    return rate(sum(len(batch[0]) for batch in batches[1:]), time.perf_counter() - start)
+    return rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
 
 
 def compiled_inference(config, model, batches):
@@ -287,9 +286,9 @@ def compiled_inference(config, model, batches):
     model.compile_inference = True
     try:
         collect_outputs(model, Batches(batches[:1]), label)
-        start = time.perf_counter()
+        start = now()
         compiled = collect_outputs(model, Batches(batches[1:]), label)
-        compiled_rate = rate(sum(len(batch[0]) for batch in batches[1:]), time.perf_counter() - start)
+        compiled_rate = rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
     finally:
         model.compile_inference = False
     eager = collect_outputs(model, Batches(batches[1:]), label)
@@ -300,10 +299,10 @@ def compiled_inference(config, model, batches):
 def answer_logits_rate(config, model, batches, mixed):
     with autocast(config) if mixed else contextlib.nullcontext():
         model.answer_logits(batches[0][0])
-        start = time.perf_counter()
+        start = now()
         for batch in batches[1:]:
             model.answer_logits(batch[0])
-    return rate(sum(len(batch[0]) for batch in batches[1:]), time.perf_counter() - start)
+    return rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
 
 
 def bare_forward_rate(model, inputs, attention):
@@ -315,14 +314,14 @@ def bare_forward_rate(model, inputs, attention):
     @torch.inference_mode()
     def bare_step(prompt):
         ids, mask = prompt
-        decoder = torch.full((ids.size(0), 1), start_id, dtype=torch.long)
+        decoder = torch.full((ids.size(0), 1), start_id, dtype=torch.long, device=ids.device)
         t5(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder).logits[:, 0, :]
 
     bare_step(inputs[0])
-    start = time.perf_counter()
+    start = now()
     for prompt in inputs[1:]:
         bare_step(prompt)
-    return rate(sum(len(prompt[0]) for prompt in inputs[1:]), time.perf_counter() - start)
+    return rate(sum(len(prompt[0]) for prompt in inputs[1:]), now() - start)
 
 
 def bench_setup(repeats):
@@ -339,15 +338,15 @@ def bench_setup(repeats):
 
 def main():
     args, config = bench_setup(repeats=5)
-    start = time.perf_counter()
+    start = now()
     train_data, valid_data, _ = data_preparation(config, create_dataset(config))
-    preparation = time.perf_counter() - start
+    preparation = now() - start
     model = get_model("LLMRec")(config, train_data._dataset).to(config["device"])
     train_batches = first(length_bucketed(train_data), args.batches + 1)
     # The whole validation split: length-sorted batches run from the shortest prompts to the longest.
-    eval_batches = list(length_sorted(valid_data))
+    eval_batches = [(batch[0].to(config["device"]), *batch[1:]) for batch in length_sorted(valid_data)]
 
-    train_inputs = [seq2seq_inputs(model, batch) for batch in train_batches]
+    train_inputs = [seq2seq_inputs(model, batch.to(config["device"])) for batch in train_batches]
     training = [train_rates(config, model, train_batches, train_inputs, turn) for turn in range(args.repeats)]
     inference = [inference_rates(config, model, eval_batches, turn) for turn in range(args.repeats)]
     compiled_gap = max(run["compiled"][1] for run in inference)

@@ -5,7 +5,6 @@ Library code: it logs and returns results; ``recbole_unlearn.cli`` prints them.
 
 import logging
 import os
-import time
 from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
@@ -14,6 +13,7 @@ from recbole.utils import get_local_time, get_model, init_logger, init_seed
 from recbole_unlearn import distributed
 from recbole_unlearn.config import Config
 from recbole_unlearn.data.fingerprints import split_sha256
+from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.evaluation.report import write_comparison
 from recbole_unlearn.trainer import safe_trainer_for
 from recbole_unlearn.unlearn.experiment import check_supported, run_experiment
@@ -66,11 +66,11 @@ def train_and_test(model, dataset, config_file_list=None, config_dict=None, save
     trainer = safe_trainer_for(config)(config, recommender)
     trainer.provenance["split_sha256"] = split_sha256(train_data, valid_data, test_data)
 
-    start = time.perf_counter()
+    start = now()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
-    train_seconds = time.perf_counter() - start
+    train_seconds = now() - start
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")

@@ -21,6 +21,7 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn import protocol as protocol_module
 from recbole_unlearn.unlearn.methods.e2urec import E2URec, forgetting_teacher_logits
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.receipt import verify
 from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
 
 from conftest import (
@@ -59,6 +60,20 @@ def test_every_method_runs_and_reports_every_registered_metric(first_run):
     assert document["context"]["machine"] == machine()
     with open(os.path.join(first_run["run_dir"], "results.md")) as f:
         assert f"Seconds measured on {describe_machine(machine())}." in f.read()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
+def test_every_method_runs_and_verifies_on_a_gpu(tmp_path, monkeypatch):
+    """Loaders yield CPU batches: training, evaluation, teachers and the influence update each meet the model on
+    its device, and a receipt re-evaluates there."""
+    monkeypatch.chdir(tmp_path)
+    run = unlearn_one("LLMRec", "ml-100k", config_dict=tiny_unlearn_config(tmp_path / "out", use_gpu=True))
+    assert list(rows_by_method(run)) == result_rows()
+    with open(os.path.join(run["run_dir"], "results.json")) as f:
+        assert json.load(f)["context"]["machine"]["gpu"] == torch.cuda.get_device_name()
+    for method in ("e2urec", "sisa", "influence"):
+        checks = verify(os.path.join(run["run_dir"], f"receipt-{method}.json"))
+        assert all(ok for _, ok, _ in checks), (method, checks)
 
 
 def test_only_e2urec_trains_a_parameter_subset(first_run):

@@ -21,6 +21,14 @@ def not_counted():
         yield
 
 
+def now():
+    """``time.perf_counter()`` once the GPU has run the work queued so far: its kernels run asynchronously,
+    so without this a block's last kernels would count in the next block's time."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 class CostMeter:
     """Wall time and peak resident memory of a block (RSS sampled every 20 ms; CUDA peak if used).
 
@@ -37,7 +45,7 @@ class CostMeter:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         self.started_at = utc_now()
-        self.start = time.perf_counter()
+        self.start = now()
         _active.append(self)
         return self
 
@@ -48,15 +56,15 @@ class CostMeter:
 
     @contextmanager
     def paused(self):
-        start = time.perf_counter()
+        start = now()
         try:
             yield
         finally:
-            self.paused_seconds += time.perf_counter() - start
+            self.paused_seconds += now() - start
 
     def __exit__(self, *exc):
         _active.remove(self)
-        self.seconds = time.perf_counter() - self.start - self.paused_seconds
+        self.seconds = now() - self.start - self.paused_seconds
         self.finished_at = utc_now()
         self._running = False
         self._sampler.join()

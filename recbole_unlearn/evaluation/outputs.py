@@ -72,8 +72,10 @@ def collect_outputs(
         retrained.eval()
     measures_distance = retrained is not None or retrained_answers is not None
     columns, answers, kept_bytes = {}, [] if keep_answers_mib else None, 0
+    # Loaders yield CPU tensors; RecBole's trainers move each batch to the model, as this does.
+    device = next(model.parameters()).device
     for index, batch in enumerate(data):
-        interaction = batch[0]
+        interaction = batch[0].to(device)
         full, two_way, scores = _forward(model, interaction)
         row = {"score": scores, "label": interaction[label_field].double(), "yes_no": _probabilities(two_way)}
         if user_field is not None:
@@ -82,7 +84,7 @@ def collect_outputs(
             p = _probabilities(full)
         if measures_distance:
             if retrained_answers is not None:
-                q = retrained_answers[index]
+                q = retrained_answers[index].to(device)
             else:
                 q = p if retrained is model else _probabilities(answer_logits(retrained, interaction))
             row.update({name: distance(p, q) for name, distance in DISTANCES.items()})

@@ -57,7 +57,7 @@ class UnlearnProtocol:
         self.forget_rows = np.flatnonzero(self.forget_mask)
         self.retain_rows = np.flatnonzero(~self.removed_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
-        self.example = next(iter(self.forget_data))[0]
+        self.example = next(iter(self.forget_data))[0].to(config["device"])
         # Membership-inference non-members: as many validation samples as forget samples (seeded).
         valid = self.valid_data._dataset
         self.holdout_rows = holdout_rows(valid, len(self.forget_rows), config["seed"])

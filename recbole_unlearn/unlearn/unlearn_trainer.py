@@ -8,7 +8,6 @@ gradient clipping and the NaN check behave as in any RecBole training.
 
 import copy
 import math
-import time
 from logging import getLogger
 from typing import NamedTuple
 
@@ -16,6 +15,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_unlearn.checkpoint import load_checkpoint, save_checkpoint
+from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.trainer import SafeTrainer
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
@@ -129,10 +129,10 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
         return super()._build_optimizer(**kwargs)
 
     def unlearn(self, forget_data, retain_data, show_progress=False):
-        start = time.perf_counter()
+        start = now()
         self.prepare(forget_data, retain_data)
         # Published timings often leave this out (E2URec's augmented model is a script of its own there).
-        self.logger.info(f"{self.name} preparation: {time.perf_counter() - start:.1f} s")
+        self.logger.info(f"{self.name} preparation: {now() - start:.1f} s")
         for epoch, batches in enumerate(self.schedule(forget_data, retain_data)):
             loss = self._train_epoch(batches, epoch, loss_func=self.compute_loss, show_progress=show_progress)
             self.logger.info(f"{self.name} epoch {epoch}: train loss {loss:.4f}")

@@ -32,7 +32,9 @@ class AnswerModel(torch.nn.Module):
 
 def labeled_batches(model, loader, label_field):
     """The (input, true answer) pairs curvlinops iterates over; fixed, so every product sees the same data."""
-    return [({"interaction": batch}, answer_targets(model, batch, label_field)) for batch in loader]
+    device = next(model.parameters()).device
+    batches = [batch.to(device) for batch in loader]
+    return [({"interaction": batch}, answer_targets(model, batch, label_field)) for batch in batches]
 
 
 def summed_gradient(model, parameters, batches):
