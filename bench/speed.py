@@ -255,7 +255,7 @@ class Batches:
         return iter(self.batches)
 
 
-def inference_rates(config, model, batches, turn):
+def inference_rates(config, model, bfloat16_model, batches, turn):
     model.eval()
     inputs = [model._prompts(batch[0]) for batch in batches]
     return rotated(
@@ -265,6 +265,7 @@ def inference_rates(config, model, batches, turn):
             # Our evaluation stays float32; the answer-logit forward in the training precision, for comparison.
             "float32_logits": lambda: answer_logits_rate(config, model, batches, mixed=False),
             "mixed_logits": lambda: answer_logits_rate(config, model, batches, mixed=True),
+            "bfloat16_logits": lambda: answer_logits_rate(config, bfloat16_model, batches, mixed=False),
             "bare": lambda: bare_forward_rate(model, inputs, ATTENTION[0]),
             "bare_sdpa": lambda: bare_forward_rate(model, inputs, ATTENTION[1]),
         },
@@ -303,6 +304,22 @@ def answer_logits_rate(config, model, batches, mixed):
         for batch in batches[1:]:
             model.answer_logits(batch[0])
     return rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
+
+
+@torch.inference_mode()
+def max_like_gap(model, other, batches):
+    """The largest difference in P(yes) between two models over ``batches``."""
+    return max(
+        float(
+            (
+                torch.softmax(model.yes_no_logits(b[0]).float(), -1)
+                - torch.softmax(other.yes_no_logits(b[0]).float(), -1)
+            )
+            .abs()
+            .max()
+        )
+        for b in batches
+    )
 
 
 def bare_forward_rate(model, inputs, attention):
@@ -348,7 +365,10 @@ def main():
 
     train_inputs = [seq2seq_inputs(model, batch.to(config["device"])) for batch in train_batches]
     training = [train_rates(config, model, train_batches, train_inputs, turn) for turn in range(args.repeats)]
-    inference = [inference_rates(config, model, eval_batches, turn) for turn in range(args.repeats)]
+    # Not how we evaluate: a bfloat16 copy of the weights, for its speed and how far its P(yes) moves.
+    bfloat16_model = copy.deepcopy(model).to(torch.bfloat16).eval()
+    inference = [inference_rates(config, model, bfloat16_model, eval_batches, turn) for turn in range(args.repeats)]
+    bfloat16_gap = max_like_gap(model, bfloat16_model, eval_batches)
     compiled_gap = max(run["compiled"][1] for run in inference)
     for run in inference:
         run["compiled"] = run["compiled"][0]
@@ -358,6 +378,7 @@ def main():
         infer[name] for name in ("ours", "bare", "compiled", "bare_sdpa")
     )
     mixed_inference = our_inference * infer["mixed_logits"] / infer["float32_logits"]
+    bfloat16_inference = our_inference * infer["bfloat16_logits"] / infer["float32_logits"]
     flops = training_flops_per_prompt(model, train_inputs[1:])
     llm_config = config["llm_config"]
     batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
@@ -387,7 +408,9 @@ def main():
     print(
         f"precision  ours in float32 {float32:7.1f} prompts/s: {trained_in} trains {ours / float32:.2f}x as fast | "
         f"inference in it ~{mixed_inference:7.1f} prompts/s ({mixed_inference / our_inference:.2f}x float32's, "
-        f"{mixed_inference / ours:.2f}x training in it)"
+        f"{mixed_inference / ours:.2f}x training in it) | with bfloat16 weights ~{bfloat16_inference:7.1f} "
+        f"({bfloat16_inference / our_inference:.2f}x float32's, {bfloat16_inference / ours:.2f}x training in "
+        f"{trained_in}), max |P(yes) diff| {bfloat16_gap:.1e}"
     )
     print(
         f"inference  ours {our_inference:7.1f} prompts/s (float32) | bare forward {bare_inference:7.1f} "
