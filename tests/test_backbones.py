@@ -27,6 +27,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from recbole_unlearn.evaluation.outputs import collect_outputs
 from recbole_unlearn.model.backbone import BACKBONES, backbone_kind, detect_kind
 from recbole_unlearn.model.lora import matching_layers
 from recbole_unlearn.model.tokenizer import vocabulary_size
@@ -257,11 +258,14 @@ def test_long_prompts_lose_their_oldest_history_items_not_their_question(workdir
 
 def test_llm_dtype_loads_the_backbone_in_that_dtype(checkpoints, workdir):
     config = small_config(llm_path=checkpoints["gpt2"], llm_dtype="bfloat16", val_interval=QUICK_WINDOW)
-    train, _, _ = data_preparation(config, create_dataset(config))
+    train, valid, _ = data_preparation(config, create_dataset(config))
     model = get_model("LLMRec")(config, train._dataset).eval()
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     with torch.no_grad():
         assert torch.isfinite(model.predict(next(iter(train)))).all()
+        # RecBole's metrics and ours go through numpy, which has no bfloat16.
+        assert model.predict(next(iter(train))).dtype == torch.float32
+    assert np.isfinite(collect_outputs(model, valid, config["LABEL_FIELD"]).scores).all()
     with pytest.raises(ValueError, match="llm_dtype 'fp8' is not one of"):
         get_model("LLMRec")(
             small_config(llm_path=checkpoints["gpt2"], llm_dtype="fp8", val_interval=QUICK_WINDOW), train._dataset

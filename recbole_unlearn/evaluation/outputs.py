@@ -52,7 +52,9 @@ def _forward(model, interaction):
     answers = answer_logits(model, interaction)
     two_way = yes_no_within(model, answers)
     # LLMRec's predict is the softmax of the two-way logits; a CTR model's predict is its own (a cheap pass).
-    scores = torch.softmax(two_way, dim=-1)[:, 0] if has_answer_vocabulary(model) else model.predict(interaction)
+    scores = (
+        torch.softmax(two_way.float(), dim=-1)[:, 0] if has_answer_vocabulary(model) else model.predict(interaction)
+    )
     return answers, two_way, scores
 
 

@@ -105,7 +105,8 @@ class LLMRec(ContextRecommender):
         return self.backbone.answer_loss(*self._prompts(interaction), targets)
 
     def predict(self, interaction):
-        return torch.softmax(self.yes_no_logits(interaction), dim=-1)[:, 0]
+        # float32 even for weights loaded in bfloat16 (llm_dtype): RecBole's metrics go through numpy.
+        return torch.softmax(self.yes_no_logits(interaction).float(), dim=-1)[:, 0]
 
     def save_pretrained(self, directory):
         """Backbone and tokenizer, so ``llm_path: directory`` loads this model back."""
