@@ -306,20 +306,12 @@ def answer_logits_rate(config, model, batches, mixed):
     return rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
 
 
-@torch.inference_mode()
-def max_like_gap(model, other, batches):
-    """The largest difference in P(yes) between two models over ``batches``."""
-    return max(
-        float(
-            (
-                torch.softmax(model.yes_no_logits(b[0]).float(), -1)
-                - torch.softmax(other.yes_no_logits(b[0]).float(), -1)
-            )
-            .abs()
-            .max()
-        )
-        for b in batches
-    )
+def like_gap(config, model, other, batches):
+    """The largest difference in P(yes) between two models' evaluation outputs on ``batches``."""
+    label = config["LABEL_FIELD"]
+    return abs(
+        collect_outputs(model, Batches(batches), label).like - collect_outputs(other, Batches(batches), label).like
+    ).max()
 
 
 def bare_forward_rate(model, inputs, attention):
@@ -368,7 +360,7 @@ def main():
     # Not how we evaluate: a bfloat16 copy of the weights, for its speed and how far its P(yes) moves.
     bfloat16_model = copy.deepcopy(model).to(torch.bfloat16).eval()
     inference = [inference_rates(config, model, bfloat16_model, eval_batches, turn) for turn in range(args.repeats)]
-    bfloat16_gap = max_like_gap(model, bfloat16_model, eval_batches)
+    bfloat16_gap = like_gap(config, model, bfloat16_model, eval_batches)
     compiled_gap = max(run["compiled"][1] for run in inference)
     for run in inference:
         run["compiled"] = run["compiled"][0]
