@@ -9,8 +9,9 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
   (``enable_amp``/``amp_dtype``: bfloat16 mixed precision for LLMRec); and our loop in float32. Ours and
   the bare loop take turns batch by batch, so the shared CPU's drifts in speed hit both alike;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
-  same length-sorted batches of the whole validation split, and with ``llm_compile_inference`` on (its
-  compile in the untimed first batch, its P(yes) compared with the eager pass);
+  same length-sorted batches of the whole validation split; with ``llm_compile_inference`` on (its
+  compile in the untimed first batch), with ``llm_eval_dtype: bfloat16`` and with both, each one's
+  P(yes) compared with the default float32 eager pass's;
 - attention: the bare loop and the bare forward again with transformers' SDPA attention instead of the
   eager attention the default backbone uses (T5's position bias keeps SDPA on its unfused math path);
 - the bound: the training step's FLOPs per prompt (torch's ``FlopCounterMode``) at our training rate,
@@ -23,7 +24,6 @@ names the machine: which loop wins differs between CPUs.
 """
 
 import argparse
-import contextlib
 import copy
 import functools
 import resource
@@ -44,6 +44,12 @@ from recbole_unlearn.evaluation.outputs import collect_outputs
 from recbole_unlearn.provenance import describe_machine, machine
 from recbole_unlearn.trainer import configured_amp_dtype, safe_trainer_for
 
+# Evaluation options timed against the default float32 eager pass.
+OPTIONS = {
+    "compiled": "llm_compile_inference",
+    "bfloat16": "llm_eval_dtype: bfloat16",
+    "bfloat16_compiled": "both",
+}
 # The attention the default backbone runs with, then the one compared with it.
 ATTENTION = ("eager", "sdpa")
 
@@ -255,17 +261,16 @@ class Batches:
         return iter(self.batches)
 
 
-def inference_rates(config, model, bfloat16_model, batches, turn):
+def inference_rates(model, bfloat16_model, batches, turn):
+    """``bfloat16_model``: ``model``'s weights with ``llm_eval_dtype: bfloat16``."""
     model.eval()
     inputs = [model._prompts(batch[0]) for batch in batches]
     return rotated(
         {
-            "ours": lambda: our_inference_rate(config, model, batches),
-            "compiled": lambda: compiled_inference(config, model, batches),
-            # Our evaluation stays float32; the answer-logit forward in the training precision, for comparison.
-            "float32_logits": lambda: answer_logits_rate(config, model, batches, mixed=False),
-            "mixed_logits": lambda: answer_logits_rate(config, model, batches, mixed=True),
-            "bfloat16_logits": lambda: answer_logits_rate(config, bfloat16_model, batches, mixed=False),
+            "ours": lambda: our_inference_rate(model, batches),
+            "compiled": lambda: our_inference_rate(model, batches, compiled=True),
+            "bfloat16": lambda: our_inference_rate(bfloat16_model, batches),
+            "bfloat16_compiled": lambda: our_inference_rate(bfloat16_model, batches, compiled=True),
             "bare": lambda: bare_forward_rate(model, inputs, ATTENTION[0]),
             "bare_sdpa": lambda: bare_forward_rate(model, inputs, ATTENTION[1]),
         },
@@ -273,45 +278,27 @@ def inference_rates(config, model, bfloat16_model, batches, turn):
     )
 
 
-def our_inference_rate(config, model, batches):
-    collect_outputs(model, Batches(batches[:1]), config["LABEL_FIELD"])
-    start = now()
-    collect_outputs(model, Batches(batches[1:]), config["LABEL_FIELD"])
-    return rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
-
-
-def compiled_inference(config, model, batches):
-    """``llm_compile_inference``'s rate (the first batch compiles, not timed) and its largest P(yes)
-    difference from the eager pass."""
-    label = config["LABEL_FIELD"]
-    model.compile_inference = True
+def our_inference_rate(model, batches, compiled=False):
+    """``collect_outputs``' rate (the first batch, which compiles, not timed)."""
+    model.compile_inference = compiled
     try:
-        collect_outputs(model, Batches(batches[:1]), label)
+        collect_outputs(model, Batches(batches[:1]), model.LABEL)
         start = now()
-        compiled = collect_outputs(model, Batches(batches[1:]), label)
-        compiled_rate = rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
+        collect_outputs(model, Batches(batches[1:]), model.LABEL)
     finally:
         model.compile_inference = False
-    eager = collect_outputs(model, Batches(batches[1:]), label)
-    return compiled_rate, abs(compiled.like - eager.like).max()
-
-
-@torch.inference_mode()
-def answer_logits_rate(config, model, batches, mixed):
-    with autocast(config) if mixed else contextlib.nullcontext():
-        model.answer_logits(batches[0][0])
-        start = now()
-        for batch in batches[1:]:
-            model.answer_logits(batch[0])
     return rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
 
 
-def like_gap(config, model, other, batches):
-    """The largest difference in P(yes) between two models' evaluation outputs on ``batches``."""
-    label = config["LABEL_FIELD"]
-    return abs(
-        collect_outputs(model, Batches(batches), label).like - collect_outputs(other, Batches(batches), label).like
-    ).max()
+def like_gap(model, other, batches, compiled=False):
+    """The largest difference in P(yes) between ``model``'s float32 eager evaluation outputs on ``batches``
+    and ``other``'s (``compiled``: with ``llm_compile_inference``)."""
+    reference = collect_outputs(model, Batches(batches), model.LABEL).like
+    other.compile_inference = compiled
+    try:
+        return abs(collect_outputs(other, Batches(batches), model.LABEL).like - reference).max()
+    finally:
+        other.compile_inference = False
 
 
 def bare_forward_rate(model, inputs, attention):
@@ -357,20 +344,17 @@ def main():
 
     train_inputs = [seq2seq_inputs(model, batch.to(config["device"])) for batch in train_batches]
     training = [train_rates(config, model, train_batches, train_inputs, turn) for turn in range(args.repeats)]
-    # Not how we evaluate: a bfloat16 copy of the weights, for its speed and how far its P(yes) moves.
-    bfloat16_model = copy.deepcopy(model).to(torch.bfloat16).eval()
-    inference = [inference_rates(config, model, bfloat16_model, eval_batches, turn) for turn in range(args.repeats)]
-    bfloat16_gap = like_gap(config, model, bfloat16_model, eval_batches)
-    compiled_gap = max(run["compiled"][1] for run in inference)
-    for run in inference:
-        run["compiled"] = run["compiled"][0]
+    bfloat16_model = get_model("LLMRec")(config_with(config, llm_eval_dtype="bfloat16"), train_data._dataset)
+    bfloat16_model.load_state_dict(model.state_dict())
+    inference = [inference_rates(model, bfloat16_model, eval_batches, turn) for turn in range(args.repeats)]
+    gaps = {
+        "compiled": like_gap(model, model, eval_batches, compiled=True),
+        "bfloat16": like_gap(model, bfloat16_model, eval_batches),
+        "bfloat16_compiled": like_gap(model, bfloat16_model, eval_batches, compiled=True),
+    }
     train, infer = medians(training), medians(inference)
     ours, bare, hf, bare_sdpa, float32 = (train[name] for name in ("ours", "bare", "hf", "bare_sdpa", "float32"))
-    our_inference, bare_inference, compiled_inference, sdpa_inference = (
-        infer[name] for name in ("ours", "bare", "compiled", "bare_sdpa")
-    )
-    mixed_inference = our_inference * infer["mixed_logits"] / infer["float32_logits"]
-    bfloat16_inference = our_inference * infer["bfloat16_logits"] / infer["float32_logits"]
+    our_inference, bare_inference, sdpa_inference = (infer[name] for name in ("ours", "bare", "bare_sdpa"))
     flops = training_flops_per_prompt(model, train_inputs[1:])
     llm_config = config["llm_config"]
     batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
@@ -397,23 +381,17 @@ def main():
         f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
         f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x) | all in {trained_in}"
     )
+    print(f"precision  ours in float32 {float32:7.1f} prompts/s: {trained_in} trains {ours / float32:.2f}x as fast")
     print(
-        f"precision  ours in float32 {float32:7.1f} prompts/s: {trained_in} trains {ours / float32:.2f}x as fast | "
-        f"inference in it ~{mixed_inference:7.1f} prompts/s ({mixed_inference / our_inference:.2f}x float32's, "
-        f"{mixed_inference / ours:.2f}x training in it) | with bfloat16 weights ~{bfloat16_inference:7.1f} "
-        f"({bfloat16_inference / our_inference:.2f}x float32's, {bfloat16_inference / ours:.2f}x training in "
-        f"{trained_in}), max |P(yes) diff| {bfloat16_gap:.1e}"
+        f"inference  ours {our_inference:7.1f} prompts/s (float32, the default) | bare forward {bare_inference:7.1f} "
+        f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate "
+        f"({our_inference / float32:.2f}x in float32)"
     )
-    print(
-        f"inference  ours {our_inference:7.1f} prompts/s (float32) | bare forward {bare_inference:7.1f} "
-        f"({our_inference / bare_inference:.2f}x) | {our_inference / float32:.2f}x our float32 training rate"
-    )
-    print(
-        f"inference  llm_compile_inference {compiled_inference:7.1f} prompts/s "
-        f"({compiled_inference / our_inference:.2f}x eager) | {compiled_inference / float32:.2f}x our float32 "
-        "training rate | "
-        f"max |P(yes) diff| {compiled_gap:.1e}"
-    )
+    for name, label in OPTIONS.items():
+        print(
+            f"inference  {label:<29} {infer[name]:7.1f} prompts/s ({infer[name] / our_inference:.2f}x the default) | "
+            f"{infer[name] / ours:.2f}x our training rate | max |P(yes) diff| {gaps[name]:.1e}"
+        )
     print(
         f"attention  SDPA instead of eager: bare loop {bare_sdpa:7.1f} prompts/s ({bare_sdpa / bare:.2f}x) | "
         f"bare forward {sdpa_inference:7.1f} ({sdpa_inference / bare_inference:.2f}x)"

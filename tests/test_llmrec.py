@@ -3,13 +3,16 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 
+from recbole_unlearn.evaluation.outputs import collect_outputs
 from recbole_unlearn.model.llmrec import LLMRec
 from recbole_unlearn.trainer import safe_trainer_for
+from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
 
 from conftest import SMALL_WINDOW, TINY_T5, inside, small_config
 
@@ -101,3 +104,24 @@ def test_default_t5_runs_eager_attention_unless_llm_config_names_another(trained
     config = small_config(llm_config={**TINY_T5, "attn_implementation": "sdpa"})
     dataset = create_dataset(config)
     assert LLMRec(config, dataset).backbone.model.config._attn_implementation == "sdpa"
+
+
+def test_llm_eval_dtype_sets_the_precision_of_evaluation_only(trained, workdir):
+    config, model, _, test, _ = trained
+    fast = LLMRec(small_config(llm_eval_dtype="bfloat16", val_interval=SMALL_WINDOW), test._dataset)
+    fast.load_state_dict(model.state_dict())
+    seen = []
+    fast.backbone.model.lm_head.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    like = predictions(fast, test)  # RecBole's validation and test call predict
+    ours = collect_outputs(fast, test, config["LABEL_FIELD"], retrained=model)
+    assert set(seen) == {torch.bfloat16} and like.dtype == torch.float32
+    assert np.allclose(ours.scores, like.numpy(), atol=1e-6)
+    assert np.abs(like - predictions(model, test)).max() < 0.05
+    # A frozen teacher and a training step keep their own precision.
+    seen.clear()
+    batch = next(iter(test))[0]
+    FrozenOutputs(config, 0)("teacher", batch, fast.answer_logits)
+    fast.calculate_loss(batch)
+    assert seen == [torch.float32, torch.float32]
+    with pytest.raises(ValueError, match="llm_eval_dtype 'float16' is not one of"):
+        LLMRec(small_config(llm_eval_dtype="float16"), test._dataset)

@@ -20,7 +20,7 @@ from recbole_unlearn.batching import restore_order
 from recbole_unlearn.config import config_with
 from recbole_unlearn.distributed import gather_rows
 from recbole_unlearn.evaluation.distances import DISTANCES
-from recbole_unlearn.model.answer import answer_logits, has_answer_vocabulary, yes_no_within
+from recbole_unlearn.model.answer import answer_logits, evaluation_precision, has_answer_vocabulary, yes_no_within
 
 # RecBole metrics every row reports (the user's ``metrics`` are added to them).
 RECBOLE_METRICS = ("AUC", "LogLoss", "ACC")
@@ -78,7 +78,8 @@ def collect_outputs(
     device = next(model.parameters()).device
     for index, batch in enumerate(data):
         interaction = batch[0].to(device)
-        full, two_way, scores = _forward(model, interaction)
+        with evaluation_precision(model):
+            full, two_way, scores = _forward(model, interaction)
         row = {"score": scores, "label": interaction[label_field].double(), "yes_no": _probabilities(two_way)}
         if user_field is not None:
             row["user"] = interaction[user_field]
@@ -87,8 +88,11 @@ def collect_outputs(
         if measures_distance:
             if retrained_answers is not None:
                 q = retrained_answers[index].to(device)
+            elif retrained is model:
+                q = p
             else:
-                q = p if retrained is model else _probabilities(answer_logits(retrained, interaction))
+                with evaluation_precision(retrained):
+                    q = _probabilities(answer_logits(retrained, interaction))
             row.update({name: distance(p, q) for name, distance in DISTANCES.items()})
         if answers is not None:
             kept_bytes += p.numel() * p.element_size()

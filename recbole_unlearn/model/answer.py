@@ -7,6 +7,8 @@ own prediction, and a move of the click logit shows as a rise of one of the two 
 model's yes/no tokens do, so E2URec's forgetting teacher pushes down whichever the forget data raised.
 """
 
+import contextlib
+
 import torch
 
 from recbole_unlearn.model.llmrec import IGNORE_INDEX
@@ -20,6 +22,12 @@ PROBABILITY_EPS = 1e-6
 def has_answer_vocabulary(model):
     """Whether ``model`` answers over its own vocabulary (a language model), not a CTR click logit."""
     return hasattr(model, "answer_logits")
+
+
+def evaluation_precision(model):
+    """The context ``model``'s evaluation forwards run in (LLMRec's ``llm_eval_dtype``); none for a CTR model."""
+    precision = getattr(model, "evaluation_precision", None)
+    return precision() if precision else contextlib.nullcontext()
 
 
 def click_logit(model, interaction):

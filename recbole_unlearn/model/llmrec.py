@@ -1,5 +1,6 @@
 """LLMRec: a language model asked whether a user will like an item, scored as P("yes")."""
 
+import contextlib
 import functools
 
 import torch
@@ -9,6 +10,8 @@ from recbole.utils import InputType
 from recbole_unlearn.model.backbone import answer_token_id, build_backbone
 
 IGNORE_INDEX = -100
+# llm_eval_dtype: the autocast dtype evaluation runs in (None: the weights' own).
+EVAL_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def _answer_logits(backbone, input_ids, attention_mask):
@@ -21,6 +24,14 @@ def compiled_answer_logits():
     architecture share the compiled code), for any batch size and prompt length. Kept outside the
     modules so copies and state dicts never see it."""
     return torch.compile(_answer_logits, dynamic=True)
+
+
+def configured_eval_dtype(config):
+    """The autocast dtype ``llm_eval_dtype`` names for evaluation (None: none)."""
+    name = config["llm_eval_dtype"]
+    if name not in EVAL_DTYPES:
+        raise ValueError(f"llm_eval_dtype '{name}' is not one of {sorted(EVAL_DTYPES)}.")
+    return EVAL_DTYPES[name]
 
 
 class LLMRec(ContextRecommender):
@@ -43,6 +54,7 @@ class LLMRec(ContextRecommender):
         self.tokenizer = dataset.tokenizer
         self.backbone = build_backbone(config, self.tokenizer, dataset.llm_kind)
         self.compile_inference = config["llm_compile_inference"]
+        self.eval_dtype = configured_eval_dtype(config)
         self.answer_ids, targets = self._answers(config["answer_words"])
         # Row 0 is the "no" target, row 1 the "yes" target, so labels index them directly.
         self.register_buffer("target_ids", targets.flip(0), persistent=False)
@@ -104,9 +116,18 @@ class LLMRec(ContextRecommender):
         targets = self.target_ids[interaction[self.LABEL].long()]
         return self.backbone.answer_loss(*self._prompts(interaction), targets)
 
+    def evaluation_precision(self):
+        """``llm_eval_dtype``'s autocast for evaluation's forwards (nothing for float32). Training, frozen
+        teachers and references never run in it."""
+        if self.eval_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.target_ids.device.type, dtype=self.eval_dtype)
+
     def predict(self, interaction):
+        with self.evaluation_precision():
+            logits = self.yes_no_logits(interaction)
         # float32 even for weights loaded in bfloat16 (llm_dtype): RecBole's metrics go through numpy.
-        return torch.softmax(self.yes_no_logits(interaction).float(), dim=-1)[:, 0]
+        return torch.softmax(logits.float(), dim=-1)[:, 0]
 
     def save_pretrained(self, directory):
         """Backbone and tokenizer, so ``llm_path: directory`` loads this model back."""

@@ -3,7 +3,7 @@ import torch
 
 from recbole_unlearn.config import config_with
 from recbole_unlearn.data.forget import shard_assignment
-from recbole_unlearn.model.answer import answer_logits, yes_no_logits
+from recbole_unlearn.model.answer import answer_logits, evaluation_precision, yes_no_logits
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
@@ -18,6 +18,9 @@ class ShardEnsemble(torch.nn.Module):
     def answer_ids(self):
         """The shards' answer-token ids (None for CTR shards, whose answers are already two-way)."""
         return getattr(self.shards[0], "answer_ids", None)
+
+    def evaluation_precision(self):
+        return evaluation_precision(self.shards[0])
 
     def answer_logits(self, interaction):
         return torch.stack([answer_logits(shard, interaction) for shard in self.shards]).mean(0)
