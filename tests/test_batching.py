@@ -5,6 +5,7 @@ import pytest
 from recbole.data import create_dataset, data_preparation
 
 from recbole_unlearn.batching import _Reordered, bucketed_order, length_bucketed, length_sorted, prompt_lengths
+from recbole_unlearn.config import config_with
 from recbole_unlearn.data.loaders import train_loader
 from recbole_unlearn.evaluation.outputs import collect_outputs
 from recbole_unlearn.model.llmrec import LLMRec, compiled_answer_logits
@@ -71,11 +72,13 @@ def test_sorted_evaluation_returns_outputs_in_dataset_order(splits):
 
 
 @pytest.mark.slow
-def test_compiled_inference_gives_the_eager_outputs(splits):
+@pytest.mark.parametrize("eval_dtype", ["float32", "bfloat16"])
+def test_compiled_inference_gives_the_eager_outputs(splits, eval_dtype):
     config, (train, _, test) = splits
-    model = LLMRec(config, train._dataset)
+    model = LLMRec(config_with(config, llm_eval_dtype=eval_dtype), train._dataset)
     eager = collect_outputs(model, length_sorted(test), config["LABEL_FIELD"])
     model.compile_inference = True
     compiled = collect_outputs(model, length_sorted(test), config["LABEL_FIELD"])
-    assert np.allclose(compiled.yes_no, eager.yes_no, atol=1e-5)
+    # bfloat16 rounds at other points when the compiler fuses operations.
+    assert np.allclose(compiled.yes_no, eager.yes_no, atol=1e-5 if eval_dtype == "float32" else 1e-2)
     assert compiled_answer_logits.cache_info().currsize == 1
