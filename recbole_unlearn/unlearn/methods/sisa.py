@@ -29,7 +29,9 @@ class ShardEnsemble(torch.nn.Module):
         return torch.stack([yes_no_logits(shard, interaction) for shard in self.shards]).mean(0)
 
     def predict(self, interaction):
-        return torch.softmax(self.yes_no_logits(interaction), dim=-1)[:, 0]
+        with self.evaluation_precision():
+            logits = self.yes_no_logits(interaction)
+        return torch.softmax(logits.float(), dim=-1)[:, 0]
 
 
 class SISA(UnlearnMethod):
