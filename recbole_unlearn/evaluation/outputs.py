@@ -21,6 +21,7 @@ from recbole_unlearn.config import config_with
 from recbole_unlearn.distributed import gather_rows
 from recbole_unlearn.evaluation.distances import DISTANCES
 from recbole_unlearn.model.answer import answer_logits, evaluation_precision, has_answer_vocabulary, yes_no_within
+from recbole_unlearn.model.llmrec import like_probability
 
 # RecBole metrics every row reports (the user's ``metrics`` are added to them).
 RECBOLE_METRICS = ("AUC", "LogLoss", "ACC")
@@ -52,9 +53,7 @@ def _forward(model, interaction):
     answers = answer_logits(model, interaction)
     two_way = yes_no_within(model, answers)
     # LLMRec's predict is the softmax of the two-way logits; a CTR model's predict is its own (a cheap pass).
-    scores = (
-        torch.softmax(two_way.float(), dim=-1)[:, 0] if has_answer_vocabulary(model) else model.predict(interaction)
-    )
+    scores = like_probability(two_way) if has_answer_vocabulary(model) else model.predict(interaction)
     return answers, two_way, scores
 
 

@@ -26,6 +26,12 @@ def compiled_answer_logits():
     return torch.compile(_answer_logits, dynamic=True)
 
 
+def like_probability(yes_no_logits):
+    """P(yes) from (yes, no) logits, float32 whatever their dtype (RecBole's metrics and ours go through
+    numpy, which has no bfloat16)."""
+    return torch.softmax(yes_no_logits.float(), dim=-1)[:, 0]
+
+
 def configured_eval_dtype(config):
     """The autocast dtype ``llm_eval_dtype`` names for evaluation (None: none)."""
     name = config["llm_eval_dtype"]
@@ -125,9 +131,7 @@ class LLMRec(ContextRecommender):
 
     def predict(self, interaction):
         with self.evaluation_precision():
-            logits = self.yes_no_logits(interaction)
-        # float32 even for weights loaded in bfloat16 (llm_dtype): RecBole's metrics go through numpy.
-        return torch.softmax(logits.float(), dim=-1)[:, 0]
+            return like_probability(self.yes_no_logits(interaction))
 
     def save_pretrained(self, directory):
         """Backbone and tokenizer, so ``llm_path: directory`` loads this model back."""

@@ -4,6 +4,7 @@ import torch
 from recbole_unlearn.config import config_with
 from recbole_unlearn.data.forget import shard_assignment
 from recbole_unlearn.model.answer import answer_logits, evaluation_precision, yes_no_logits
+from recbole_unlearn.model.llmrec import like_probability
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
@@ -30,8 +31,7 @@ class ShardEnsemble(torch.nn.Module):
 
     def predict(self, interaction):
         with self.evaluation_precision():
-            logits = self.yes_no_logits(interaction)
-        return torch.softmax(logits.float(), dim=-1)[:, 0]
+            return like_probability(self.yes_no_logits(interaction))
 
 
 class SISA(UnlearnMethod):
