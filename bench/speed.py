@@ -24,6 +24,7 @@ names the machine: which loop wins differs between CPUs.
 """
 
 import argparse
+import contextlib
 import copy
 import functools
 import resource
@@ -278,27 +279,30 @@ def inference_rates(model, bfloat16_model, batches, turn):
     )
 
 
-def our_inference_rate(model, batches, compiled=False):
-    """``collect_outputs``' rate (the first batch, which compiles, not timed)."""
+@contextlib.contextmanager
+def compile_inference(model, compiled):
+    """``model`` with ``llm_compile_inference`` set to ``compiled``, eager again after."""
     model.compile_inference = compiled
     try:
+        yield
+    finally:
+        model.compile_inference = False
+
+
+def our_inference_rate(model, batches, compiled=False):
+    """``collect_outputs``' rate (the first batch, which compiles, not timed)."""
+    with compile_inference(model, compiled):
         collect_outputs(model, Batches(batches[:1]), model.LABEL)
         start = now()
         collect_outputs(model, Batches(batches[1:]), model.LABEL)
-    finally:
-        model.compile_inference = False
     return rate(sum(len(batch[0]) for batch in batches[1:]), now() - start)
 
 
-def like_gap(model, other, batches, compiled=False):
-    """The largest difference in P(yes) between ``model``'s float32 eager evaluation outputs on ``batches``
-    and ``other``'s (``compiled``: with ``llm_compile_inference``)."""
-    reference = collect_outputs(model, Batches(batches), model.LABEL).like
-    other.compile_inference = compiled
-    try:
-        return abs(collect_outputs(other, Batches(batches), model.LABEL).like - reference).max()
-    finally:
-        other.compile_inference = False
+def like_gap(reference, model, batches, compiled=False):
+    """The largest difference between ``reference`` (P(yes) on ``batches``) and ``model``'s evaluation outputs
+    there (``compiled``: with ``llm_compile_inference``)."""
+    with compile_inference(model, compiled):
+        return abs(collect_outputs(model, Batches(batches), model.LABEL).like - reference).max()
 
 
 def bare_forward_rate(model, inputs, attention):
@@ -347,10 +351,11 @@ def main():
     bfloat16_model = get_model("LLMRec")(config_with(config, llm_eval_dtype="bfloat16"), train_data._dataset)
     bfloat16_model.load_state_dict(model.state_dict())
     inference = [inference_rates(model, bfloat16_model, eval_batches, turn) for turn in range(args.repeats)]
+    reference = collect_outputs(model, Batches(eval_batches), model.LABEL).like  # the default float32 eager pass
     gaps = {
-        "compiled": like_gap(model, model, eval_batches, compiled=True),
-        "bfloat16": like_gap(model, bfloat16_model, eval_batches),
-        "bfloat16_compiled": like_gap(model, bfloat16_model, eval_batches, compiled=True),
+        "compiled": like_gap(reference, model, eval_batches, compiled=True),
+        "bfloat16": like_gap(reference, bfloat16_model, eval_batches),
+        "bfloat16_compiled": like_gap(reference, bfloat16_model, eval_batches, compiled=True),
     }
     train, infer = medians(training), medians(inference)
     ours, bare, hf, bare_sdpa, float32 = (train[name] for name in ("ours", "bare", "hf", "bare_sdpa", "float32"))
