@@ -8,6 +8,8 @@ machines without a shared filesystem agree, and two ranks never write the same f
 """
 
 import os
+import sys
+import traceback
 
 import recbole.trainer.trainer as recbole_trainer
 import torch
@@ -108,6 +110,13 @@ def _run_rank(local_rank, target, args, config_dict, queue):
         result = target(*args, {**config_dict, "local_rank": local_rank})
         if local_rank + config_dict["offset"] == 0:
             queue.put(result)
+    except BaseException:
+        # mp.spawn raises only the first rank to exit and kills the rest: a rank that fails while its peers
+        # fail from the closed connection would otherwise lose its own traceback.
+        print(
+            f"rank {local_rank + config_dict['offset']} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True
+        )
+        raise
     finally:
         finish()
 

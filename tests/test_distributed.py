@@ -112,3 +112,25 @@ def test_two_processes_evaluate_a_model_exactly_as_one(runs, monkeypatch):
         for key, value in row_one.items():
             if key not in ("unlearn_seconds", "peak_rss_mib", "method"):
                 assert row_two[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (row_one["method"], key)
+
+
+def _fail_on_rank_zero(config_dict):
+    from recbole_unlearn import distributed
+
+    distributed.init_process_group({**config_dict, "gpu_id": "", "use_gpu": False})
+    if distributed.is_main():
+        raise ValueError("rank zero's own error")
+    distributed.broadcast_object(None)
+
+
+def test_a_failing_rank_shows_its_own_error(capfd):
+    """Rank 1 fails too (rank 0 leaves the broadcast), and mp.spawn may report either; rank 0's cause is
+    printed whichever it reports."""
+    import torch.multiprocessing as mp
+
+    from recbole_unlearn import distributed
+
+    with pytest.raises(mp.ProcessRaisedException):
+        distributed.spawn(_fail_on_rank_zero, 2, 2, "localhost", free_port(), 0, (), {})
+    err = capfd.readouterr().err
+    assert "rank 0 failed" in err and "rank zero's own error" in err
