@@ -127,6 +127,7 @@ def register_metrics():
         compare=True,
     )
     register_metric("unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True)
+    register_metric("seconds_to_best", m.seconds_to_best, (), "lower", label="seconds to best", fmt="{:.0f}")
     register_metric(
         "test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True
     )

@@ -26,6 +26,7 @@ from recbole_unlearn.checkpoint import (
     split_tensors,
 )
 from recbole_unlearn.distributed import DistributedModelMixin, GatheringCollector
+from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.provenance import config_sha256, file_sha256
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -60,9 +61,15 @@ class SafeCheckpointMixin:
 
     With ``resume_dir`` set, the whole training state (weights, optimizer, early-stopping counters) is
     written there before every epoch, and ``resume()`` continues an interrupted ``fit`` from it.
+
+    ``training_seconds`` counts the training epochs' loops only (no validation, no checkpoint writes);
+    ``training_seconds_to_best`` is its value when the kept (best) checkpoint was saved: the official
+    E2URec code's "Total Train Time", which leaves out the epochs early stopping waits through.
     """
 
     resume_dir = None
+    training_seconds = 0.0
+    training_seconds_to_best = 0.0
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -89,6 +96,7 @@ class SafeCheckpointMixin:
                 "best_valid_score": float(self.best_valid_score),
             },
         )
+        self.training_seconds_to_best = self.training_seconds
         if verbose:
             self.logger.info(f"Saving current: {saved_model_file}")
 
@@ -105,8 +113,11 @@ class SafeCheckpointMixin:
         # Before the epoch, the previous one is complete: trained, validated, best checkpoint saved.
         if self.resume_dir:
             self._save_resume_state(epoch_idx)
+        start = now()
         with autocast_dtype(self.device.type, self.amp_dtype):
-            return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+            loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.training_seconds += now() - start
+        return loss
 
     def _save_resume_state(self, next_epoch):
         if not distributed.is_main():

@@ -125,3 +125,15 @@ def test_llm_eval_dtype_sets_the_precision_of_evaluation_only(trained, workdir):
     assert seen == [torch.float32, torch.float32]
     with pytest.raises(ValueError, match="llm_eval_dtype 'float16' is not one of"):
         LLMRec(small_config(llm_eval_dtype="float16"), test._dataset)
+
+
+@pytest.mark.parametrize(("valid_scores", "best_is_last"), [([0.9, 0.8, 0.7], False), ([0.7, 0.8, 0.9], True)])
+def test_seconds_to_best_stop_at_the_kept_epoch(valid_scores, best_is_last, workdir):
+    """The official code's count: training loops up to the best validation epoch, not the epochs after it."""
+    config = small_config("DeepFM", epochs=3, stopping_step=5)
+    model, trainer, (train, valid, _) = build(config)
+    scores = iter(valid_scores)
+    trainer._valid_epoch = lambda *args, **kwargs: (next(scores), {"auc": 0.0})
+    trainer.fit(train, valid, saved=True)
+    assert 0 < trainer.training_seconds_to_best <= trainer.training_seconds
+    assert (trainer.training_seconds_to_best == trainer.training_seconds) == best_is_last

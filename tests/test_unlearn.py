@@ -51,6 +51,9 @@ def test_every_method_runs_and_reports_every_registered_metric(first_run):
         for name in METRICS:
             assert np.isfinite(row[name]), (row["method"], name)
     assert rows["retrain"]["forget_jsd"] == pytest.approx(0, abs=1e-9)
+    # Built by training (validation, data, checkpoints not counted) or not trained (the whole time).
+    assert 0 < rows["retrain"]["seconds_to_best"] < rows["retrain"]["unlearn_seconds"]
+    assert rows["e2urec"]["seconds_to_best"] == rows["e2urec"]["unlearn_seconds"]
     for name in ("results.csv", "results.json", "results.md", "tradeoff.png"):
         assert os.path.getsize(os.path.join(first_run["run_dir"], name)) > 0
     with open(os.path.join(first_run["run_dir"], "results.json")) as f:

@@ -29,6 +29,14 @@ def now():
     return time.perf_counter()
 
 
+def add_to_summary(key, value):
+    """Add ``value`` to ``key`` in the summary of the innermost running meter (a number only the measured
+    work knows, e.g. a trainer's seconds up to its best epoch; summed over several trainings); nothing if
+    none runs."""
+    if _active:
+        _active[-1].extra[key] = _active[-1].extra.get(key, 0.0) + value
+
+
 class CostMeter:
     """Wall time and peak resident memory of a block (RSS sampled every 20 ms; CUDA peak if used).
 
@@ -37,6 +45,7 @@ class CostMeter:
 
     def __enter__(self):
         self.paused_seconds = 0.0
+        self.extra = {}
         self.process = psutil.Process()
         self.peak_rss = self.process.memory_info().rss
         self._running = True
@@ -78,6 +87,7 @@ class CostMeter:
             "peak_rss_mib": self.peak_rss_mib,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            **self.extra,
         }
 
 

@@ -142,6 +142,13 @@ def cost(key):
     return lambda evaluation: evaluation.cost[key]
 
 
+def seconds_to_best(evaluation):
+    """A model built by RecBole's training (the Original, Retrain, SISA's retrained shards, summed): its
+    training loops' seconds up to the kept (best) epoch, as the official E2URec code counts Retrain's
+    time; any other: its whole time (``unlearn_seconds``)."""
+    return evaluation.cost.get("seconds_to_best", evaluation.cost["seconds"])
+
+
 def trainable_parameters(evaluation):
     return evaluation.trainable_parameters
 

@@ -19,7 +19,7 @@ from recbole_unlearn.data.fingerprints import interaction_tokens, split_sha256
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.groups import active_users, holdout_rows
 from recbole_unlearn.data.loaders import eval_loader, train_loader
-from recbole_unlearn.evaluation.cost import CostMeter
+from recbole_unlearn.evaluation.cost import CostMeter, add_to_summary
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
 from recbole_unlearn.provenance import code_sha256, config_sha256
@@ -128,6 +128,7 @@ class UnlearnProtocol:
             trainer.saved_model_file = self.checkpoint_path(name)
         self.logger.info(f"Training {name} on {len(train_data._dataset)} interactions")
         trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
+        add_to_summary("seconds_to_best", trainer.training_seconds_to_best)
         load_checkpoint(model, trainer.saved_model_file, config["device"], expect=trainer.provenance)
         self.files[name] = trainer.saved_model_file
         return model
