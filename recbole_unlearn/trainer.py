@@ -137,6 +137,8 @@ class SafeCheckpointMixin:
                 "cur_step": self.cur_step,
                 "best_valid_score": float(self.best_valid_score),
                 "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()} or None,
+                "training_seconds": self.training_seconds,
+                "training_seconds_to_best": self.training_seconds_to_best,
                 "optimizer": optimizer_rest,
                 "optimizer_sha256": file_sha256(optimizer_file),
             },
@@ -162,6 +164,9 @@ class SafeCheckpointMixin:
         self.cur_step = metadata["cur_step"]
         self.best_valid_score = metadata["best_valid_score"]
         self.best_valid_result = metadata["best_valid_result"]
+        # States written before these were kept start the count at the resumed epoch.
+        self.training_seconds = metadata.get("training_seconds", 0.0)
+        self.training_seconds_to_best = metadata.get("training_seconds_to_best", 0.0)
         self.logger.info(f"Resuming training from epoch {self.start_epoch} ({state_dir}).")
         return self.start_epoch
 

@@ -150,6 +150,10 @@ def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
     assert file_sha256(original) == original_hash
     assert glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-retrain-*.safetensors"))
     assert not glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "*" / "latest.json"))
+    # The epochs before the kill count towards the best epoch's time (it may be one of them).
+    (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*" / "results.json"))
+    (retrain,) = [row for row in json.load(open(results))["results"] if row["method"] == "retrain"]
+    assert retrain["seconds_to_best"] > 0
 
 
 def test_a_second_request_continues_from_the_unlearned_model_and_chains_receipts(run, workdir):
