@@ -9,6 +9,7 @@ mixed in; ``LLMRecTrainer`` is the one RecBole finds for LLMRec (see ``registry`
 import json
 import os
 import shutil
+import time
 from contextlib import contextmanager
 
 import torch
@@ -26,7 +27,6 @@ from recbole_unlearn.checkpoint import (
     split_tensors,
 )
 from recbole_unlearn.distributed import DistributedModelMixin, GatheringCollector
-from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.provenance import config_sha256, file_sha256
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -113,10 +113,11 @@ class SafeCheckpointMixin:
         # Before the epoch, the previous one is complete: trained, validated, best checkpoint saved.
         if self.resume_dir:
             self._save_resume_state(epoch_idx)
-        start = now()
+        # RecBole's loop reads each batch's loss (.item()), so a GPU has finished the epoch when it returns.
+        start = time.perf_counter()
         with autocast_dtype(self.device.type, self.amp_dtype):
             loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
-        self.training_seconds += now() - start
+        self.training_seconds += time.perf_counter() - start
         return loss
 
     def _save_resume_state(self, next_epoch):
