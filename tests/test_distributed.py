@@ -14,7 +14,9 @@ import socket
 
 import numpy as np
 import pytest
+import torch.multiprocessing as mp
 
+from recbole_unlearn import distributed
 from recbole_unlearn.quick_start import run_recbole_unlearn
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
@@ -115,8 +117,6 @@ def test_two_processes_evaluate_a_model_exactly_as_one(runs, monkeypatch):
 
 
 def _fail_on_rank_zero(config_dict):
-    from recbole_unlearn import distributed
-
     distributed.init_process_group({**config_dict, "gpu_id": "", "use_gpu": False})
     if distributed.is_main():
         raise ValueError("rank zero's own error")
@@ -126,10 +126,6 @@ def _fail_on_rank_zero(config_dict):
 def test_a_failing_rank_shows_its_own_error(capfd):
     """Rank 1 fails too (rank 0 leaves the broadcast), and mp.spawn may report either; rank 0's cause is
     printed whichever it reports."""
-    import torch.multiprocessing as mp
-
-    from recbole_unlearn import distributed
-
     with pytest.raises(mp.ProcessRaisedException):
         distributed.spawn(_fail_on_rank_zero, 2, 2, "localhost", free_port(), 0, (), {})
     err = capfd.readouterr().err
