@@ -9,6 +9,7 @@ import torch
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
+from recbole_unlearn.evaluation.cost import CostMeter
 from recbole_unlearn.evaluation.distances import (
     js_divergence,
     l2_distance,
@@ -71,7 +72,9 @@ def test_every_method_runs_and_verifies_on_a_gpu(tmp_path, monkeypatch):
     its device, and a receipt re-evaluates there."""
     monkeypatch.chdir(tmp_path)
     run = unlearn_one("LLMRec", "ml-100k", config_dict=tiny_unlearn_config(tmp_path / "out", use_gpu=True))
-    assert list(rows_by_method(run)) == result_rows()
+    rows = rows_by_method(run)
+    assert list(rows) == result_rows()
+    assert all(row["peak_gpu_mib"] > 0 for row in rows.values())
     with open(os.path.join(run["run_dir"], "results.json")) as f:
         assert json.load(f)["context"]["machine"]["gpu"] == torch.cuda.get_device_name()
     for method in ("e2urec", "sisa", "influence"):
@@ -165,6 +168,44 @@ def test_forgetting_teacher_matches_a_hand_computation():
     augmented = torch.tensor([[2.0, 1.0, 3.5]])
     # relu(z_a - z_o) = [1, 0, 0.5]; z_o - 2 * that = [-1, 2, 2]
     assert torch.equal(forgetting_teacher_logits(original, augmented, 2.0), torch.tensor([[-1.0, 2.0, 2.0]]))
+
+
+class FakeGPUMemory:
+    """torch.cuda's allocation counters, driven by hand: what is allocated now and the peak since a reset."""
+
+    def __init__(self, monkeypatch):
+        self.allocated = self.peak = 0
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+        monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: self.peak)
+        monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", self.reset)
+
+    def reset(self):
+        self.peak = self.allocated
+
+    def use(self, mib):
+        self.allocated += mib * 2**20
+        self.peak = max(self.peak, self.allocated)
+
+
+def test_nested_cost_meters_each_report_the_gpu_peak_of_their_own_block(monkeypatch):
+    gpu = FakeGPUMemory(monkeypatch)
+    with CostMeter() as outer:
+        gpu.use(100)
+        gpu.use(-100)
+        with CostMeter() as inner:  # resets torch's one peak counter
+            gpu.use(30)
+        gpu.use(10)
+    assert inner.summary()["peak_gpu_mib"] == 30
+    assert outer.summary()["peak_gpu_mib"] == 100
+
+
+def test_a_cost_meter_without_a_gpu_reports_no_gpu_memory():
+    if torch.cuda.is_initialized():
+        pytest.skip("an earlier test started CUDA")
+    with CostMeter() as meter:
+        torch.ones(1000)
+    assert meter.summary()["peak_gpu_mib"] == 0
 
 
 def test_distances_match_scipy():

@@ -37,10 +37,24 @@ def add_to_summary(key, value):
         _active[-1].extra[key] = _active[-1].extra.get(key, 0.0) + value
 
 
-class CostMeter:
-    """Wall time and peak resident memory of a block (RSS sampled every 20 ms; CUDA peak if used).
+def _gpu_allocated_peak_mib():
+    """torch's peak of allocated GPU memory since its last reset; 0 while no GPU was used (asking a GPU
+    that was never used would start CUDA)."""
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_initialized() else 0.0
 
-    Work inside ``with meter.paused():`` (or ``not_counted()``) is not counted in ``seconds``.
+
+def _record_gpu_peak():
+    """Every running meter takes the peak so far: the one counter torch keeps is about to be reset, or read."""
+    peak = _gpu_allocated_peak_mib()
+    for meter in _active:
+        meter.peak_gpu_mib = max(meter.peak_gpu_mib, peak)
+
+
+class CostMeter:
+    """Wall time, peak resident memory (RSS sampled every 20 ms) and peak allocated GPU memory of a block.
+
+    Work inside ``with meter.paused():`` (or ``not_counted()``) is not counted in ``seconds``. Meters nest:
+    an inner meter resets torch's GPU peak counter only after the outer ones have taken its value.
     """
 
     def __enter__(self):
@@ -51,8 +65,10 @@ class CostMeter:
         self._running = True
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
-        if torch.cuda.is_available():
+        _record_gpu_peak()
+        if torch.cuda.is_initialized():
             torch.cuda.reset_peak_memory_stats()
+        self.peak_gpu_mib = 0.0
         self.started_at = utc_now()
         self.start = now()
         _active.append(self)
@@ -72,19 +88,20 @@ class CostMeter:
             self.paused_seconds += now() - start
 
     def __exit__(self, *exc):
-        _active.remove(self)
         self.seconds = now() - self.start - self.paused_seconds
+        _record_gpu_peak()
+        _active.remove(self)
         self.finished_at = utc_now()
         self._running = False
         self._sampler.join()
         self.peak_rss_mib = self.peak_rss / 2**20
-        self.peak_cuda_mib = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
         return False
 
     def summary(self):
         return {
             "seconds": self.seconds,
             "peak_rss_mib": self.peak_rss_mib,
+            "peak_gpu_mib": self.peak_gpu_mib,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             **self.extra,

@@ -48,7 +48,7 @@ class E2URec(UnlearnTrainer):
         Claim("E2URec trains under 5% of the parameters", "trainable_share", "e2urec", None, "lower", 0.05),
         Claim("E2URec unlearns in less time than Retrain", "unlearn_seconds", "e2urec", "retrain", "lower"),
         Claim(
-            "E2URec unlearns in less time than Retrain trains up to its best epoch (the paper's count)",
+            "E2URec unlearns in less time than Retrain trains up to its best epoch (the official code's count)",
             "seconds_to_best",
             "e2urec",
             "retrain",
