@@ -44,8 +44,7 @@ class UnlearnProtocol:
         self.train_dataset = self.train_data._dataset
         self.request = ForgetRequest.from_config(config)
         requested = self.request.mask(self.train_dataset)
-        if removed_before is None:
-            removed_before = np.zeros_like(requested)
+        removed_before = np.zeros_like(requested) if removed_before is None else removed_before
         self.forget_mask = requested & ~removed_before
         self.removed_mask = requested | removed_before
         if not self.forget_mask.any():
@@ -173,7 +172,8 @@ class UnlearnProtocol:
         return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), valid_data, config))[0]
 
     def unlearn(self, method, start):
-        """Run ``method`` from ``start``; the model and its cost."""
+        """Run ``method`` from ``start``, seeded as a new model is (what ran before cannot change its draws)."""
+        init_seed(self.config["seed"], self.config["reproducibility"])
         with CostMeter() as meter:
             model = method.run(self, start)
         return model, meter.summary()
