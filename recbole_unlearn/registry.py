@@ -168,7 +168,7 @@ def register_metrics():
     register_metric("test_auc_inactive", m.test_auc_inactive, test, "higher", True)
     register_metric("fairness_gap", m.fairness_gap, test, receipt=True, label="fairness gap")
     register_metric("peak_rss_mib", m.cost("peak_rss_mib"), (), "lower")
-    register_metric("peak_gpu_mib", m.peak_gpu_mib, (), "lower")
+    register_metric("peak_gpu_mib", m.cost("peak_gpu_mib"), (), "lower")
     register_metric(
         "trainable_parameters",
         m.trainable_parameters,

@@ -21,6 +21,10 @@ def not_counted():
         yield
 
 
+# The cost of work this run did not do (a model an earlier run built, a re-evaluation by verify).
+NO_COST = {"seconds": 0.0, "peak_rss_mib": 0.0, "peak_gpu_mib": 0.0}
+
+
 def now():
     """``time.perf_counter()`` once the GPU has run the work queued so far: its kernels run asynchronously,
     so without this a block's last kernels would count in the next block's time."""

@@ -142,11 +142,6 @@ def cost(key):
     return lambda evaluation: evaluation.cost[key]
 
 
-def peak_gpu_mib(evaluation):
-    """Peak GPU memory torch allocated during the work; 0 without a GPU, or in a cost recorded without it."""
-    return evaluation.cost.get("peak_gpu_mib", 0.0)
-
-
 def seconds_to_best(evaluation):
     """A model built by RecBole's training (the Original, Retrain, SISA's retrained shards, summed): its
     training loops' seconds up to the kept (best) epoch, as the official E2URec code counts Retrain's

@@ -18,6 +18,7 @@ import numpy as np
 
 from recbole_unlearn.config import RecordedConfig
 from recbole_unlearn.data.fingerprints import raw_users_items
+from recbole_unlearn.evaluation.cost import NO_COST
 from recbole_unlearn.evaluation.metrics import receipt_metrics
 from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.provenance import code_sha256, file_sha256, library_versions, machine
@@ -163,12 +164,11 @@ def verify(path):
     for key in ("split_sha256", "forget_sha256", "removed_sha256"):
         recorded = receipt[key] if key in receipt else receipt["request"][key]
         checks.append((key, fingerprints[key] == recorded, fingerprints[key][:16]))
-    no_cost = {"seconds": 0, "peak_rss_mib": 0}
     protocol = run.protocol
     retrained_outputs = protocol.evaluated_outputs(run.retrained, run.retrained)
     references = (retrained_outputs, protocol.evaluated_outputs(run.start, run.retrained, retrained_outputs))
     outputs = protocol.evaluated_outputs(run.unlearned, run.retrained, retrained_outputs)
-    row = protocol.evaluate(receipt["method"], run.unlearned, no_cost, outputs, *references)
+    row = protocol.evaluate(receipt["method"], run.unlearned, NO_COST, outputs, *references)
     for key, recorded in receipt["metrics"].items():
         if key not in row:
             checks.append((key, False, "no metric of this name is registered (import the module that registers it)"))

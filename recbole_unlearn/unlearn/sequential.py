@@ -2,12 +2,11 @@
 
 import os
 
+from recbole_unlearn.evaluation.cost import NO_COST
 from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.unlearn.method import METHODS
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import rebuild
-
-NO_COST = {"seconds": 0.0, "peak_rss_mib": 0.0}
 
 
 def continue_after(receipt_path, config, methods):
