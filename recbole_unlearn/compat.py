@@ -6,9 +6,39 @@
 - RecBole's training loop builds the deprecated ``torch.cuda.amp.GradScaler`` on every epoch.
 - Checkpoints: RecBole's pickles fail to load on torch >= 2.6; ``recbole_unlearn.checkpoint`` replaces them.
 - We never import ``recbole.quick_start`` ourselves (it imports ray, which needs ``pkg_resources``).
+- RecBole's ``ensure_dir`` checks whether a directory exists, then creates it: processes starting
+  together (DDP ranks in a fresh folder) race on ``saved/`` and ``log/``, and the loser fails with
+  FileExistsError. Every module that bound it gets one that tolerates the other process's directory.
 """
 
+import os
 import warnings
+
+import recbole.data.dataset.dataset
+import recbole.data.utils
+import recbole.trainer.trainer
+import recbole.utils
+import recbole.utils.logger
+import recbole.utils.utils
+
+# The RecBole modules that import ensure_dir by name (``from recbole.utils import ensure_dir``).
+MODULES_WITH_ENSURE_DIR = (
+    recbole.utils.utils,
+    recbole.utils,
+    recbole.utils.logger,
+    recbole.trainer.trainer,
+    recbole.data.utils,
+    recbole.data.dataset.dataset,
+)
+
+
+def ensure_dir(dir_path):
+    """RecBole's ``ensure_dir`` without its check-then-create race."""
+    os.makedirs(dir_path, exist_ok=True)
+
+
+for module in MODULES_WITH_ENSURE_DIR:
+    module.ensure_dir = ensure_dir
 
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset")
 warnings.filterwarnings("ignore", message=r"`torch\.cuda\.amp\.GradScaler", category=FutureWarning)

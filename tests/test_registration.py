@@ -15,7 +15,7 @@ from recbole.trainer import Trainer
 from recbole.utils import ModelType, get_model, get_trainer
 
 import recbole_unlearn
-from recbole_unlearn import UnlearnMethod, register_method, register_metric
+from recbole_unlearn import UnlearnMethod, compat, register_method, register_metric
 from recbole_unlearn.config import BUNDLED_DATASETS
 from recbole_unlearn.data.dataset import LLMRecDataset
 from recbole_unlearn.evaluation.metrics import METRICS
@@ -106,3 +106,14 @@ def test_import_does_not_import_ray():
     code = "import sys, recbole_unlearn; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_recbole_creates_a_directory_another_process_made_in_between(tmp_path, monkeypatch):
+    """Two DDP ranks in a fresh folder both find ``saved/`` missing, then both create it (CI saw the
+    second one fail): every RecBole module's ``ensure_dir`` must accept a directory made after its check."""
+    directory = tmp_path / "saved"
+    directory.mkdir()
+    monkeypatch.setattr(os.path, "exists", lambda path: False)  # the other rank made it after our check
+    for module in compat.MODULES_WITH_ENSURE_DIR:
+        module.ensure_dir(str(directory))
+    assert directory.is_dir()
