@@ -1,11 +1,14 @@
 """RecBole finds the plug-in through its own lookup functions; built-in models are untouched."""
 
+import ast
 import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import recbole
 import recbole.data.dataset
 from recbole.data import create_dataset
 from recbole.data.dataset import Dataset
@@ -117,3 +120,18 @@ def test_recbole_creates_a_directory_another_process_made_in_between(tmp_path, m
     for module in compat.MODULES_WITH_ENSURE_DIR:
         module.ensure_dir(str(directory))
     assert directory.is_dir()
+
+
+def test_every_recbole_module_that_imports_ensure_dir_is_patched():
+    """A RecBole release that binds ``ensure_dir`` in one more module would bring the race back there."""
+    package_dir = Path(recbole.__file__).parent
+    importers = {"recbole.utils.utils"}  # where it is defined
+    for source in package_dir.rglob("*.py"):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        if any(
+            isinstance(node, ast.ImportFrom) and any(alias.name == "ensure_dir" for alias in node.names)
+            for node in ast.walk(tree)
+        ):
+            parts = source.relative_to(package_dir.parent).with_suffix("").parts
+            importers.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    assert importers == {module.__name__ for module in compat.MODULES_WITH_ENSURE_DIR}
