@@ -10,34 +10,13 @@ compiled one's step in between), and so favoured the compiled one (1.17-1.28x wh
 Usage: python bench/compile_training.py [--batches=N] [--repeats=N] [any --key=value config override]
 """
 
-import copy
-
-import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model
-from speed import ATTENTION, autocast, bench_setup, first, medians, rotated, seq2seq_inputs, spread
+from speed import ATTENTION, bare_loop_step, bench_setup, first, medians, rotated, seq2seq_inputs, spread
 
 from recbole_unlearn.batching import length_bucketed
 from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.provenance import describe_machine, machine
-
-
-def training_step(config, model, compiled):
-    """One step of the bare loop on a copy of ``model``'s backbone, as a function of a batch."""
-    bare = copy.deepcopy(model).backbone.model
-    bare.set_attn_implementation(ATTENTION[0])
-    bare.train()
-    forward = torch.compile(bare, dynamic=True) if compiled else bare
-    optimizer = torch.optim.Adam(bare.parameters(), lr=config["learning_rate"])
-
-    def step(batch):
-        optimizer.zero_grad()
-        with autocast(config):
-            loss = forward(**batch).loss
-        loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def main():
@@ -46,7 +25,7 @@ def main():
     model = get_model("LLMRec")(config, train_data._dataset).to(config["device"])
     batches = first(length_bucketed(train_data), args.batches + 1)
     inputs = [seq2seq_inputs(model, batch.to(config["device"])) for batch in batches]
-    eager, compiled = training_step(config, model, False), training_step(config, model, True)
+    eager, compiled = (bare_loop_step(config, model, ATTENTION[0], compiled=flag) for flag in (False, True))
     # A first pass over every batch compiles, and recompiles where a guard on the shapes fails (transformers'
     # T5 guards on batch x length); the eager copy takes the same steps so both time the same weights' phase.
     start = now()

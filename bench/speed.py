@@ -173,17 +173,19 @@ def seq2seq_trainer_rate(config, model, inputs):
     return rate(sum(len(batch["input_ids"]) for batch in inputs[1:]), now() - timer.start)
 
 
-def bare_loop_step(config, model, attention):
-    """One step of a bare transformers loop on a copy of ``model``'s backbone, as a function of a batch."""
+def bare_loop_step(config, model, attention, compiled=False):
+    """One step of a bare transformers loop on a copy of ``model``'s backbone, as a function of a batch
+    (``compiled``: its forward through ``torch.compile(dynamic=True)``, one graph for every prompt length)."""
     bare = copy.deepcopy(model).backbone.model
     bare.set_attn_implementation(attention)
     bare.train()
+    forward = torch.compile(bare, dynamic=True) if compiled else bare
     optimizer = torch.optim.Adam(bare.parameters(), lr=config["learning_rate"])
 
     def bare_step(batch):
         optimizer.zero_grad()
         with autocast(config):
-            loss = bare(**batch).loss
+            loss = forward(**batch).loss
         loss.backward()
         optimizer.step()
 
