@@ -24,7 +24,7 @@ class build_py_with_autoload(build_py):
 
 setup(
     name="recbole-unlearn",
-    version="0.1.0",
+    version="0.2.0",
     description="Recommendation unlearning (E2URec and baselines) for LLM-based and classic recommenders in RecBole",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -6,7 +6,8 @@ Usage: python bench/speed.py [--batches=N] [any --key=value config override]
 - training: RecBole's training loop (our trainer) vs a bare transformers loop (``model(..., labels=)``,
   backward, Adam step) vs Hugging Face's ``Seq2SeqTrainer`` (the loop of the official E2URec code), on the
   same length-bucketed batches, each from the same initial weights, all in the configured precision
-  (``enable_amp``/``amp_dtype``: bfloat16 mixed precision for LLMRec); and our loop in float32. Ours and
+  (``enable_amp``/``amp_dtype``: ``auto`` picks bfloat16 mixed precision where the CPU computes bfloat16
+  natively, float32 elsewhere); and our loop forced to float32 and to bfloat16 mixed precision. Ours and
   the bare loop take turns batch by batch, so the shared CPU's drifts in speed hit both alike;
 - inference: our evaluation pass (``collect_outputs``) vs a bare forward at the answer position, on the
   same length-sorted batches of the whole validation split; with ``llm_compile_inference`` on (its
@@ -134,6 +135,7 @@ def train_rates(config, model, batches, inputs, turn):
         {
             "alternating": lambda: alternating_train_rates(config, model, batches, inputs),
             "float32": lambda: our_train_rate(config_with(config, enable_amp=False), model, batches),
+            "bfloat16": lambda: our_train_rate(config_with(config, enable_amp=True), model, batches),
             "bare_sdpa": lambda: bare_loop_rate(config, model, inputs, ATTENTION[1]),
             "hf": lambda: seq2seq_trainer_rate(config, model, inputs),
         },
@@ -360,7 +362,9 @@ def main():
         "bfloat16_compiled": like_gap(reference, bfloat16_model, eval_batches, compiled=True),
     }
     train, infer = medians(training), medians(inference)
-    ours, bare, hf, bare_sdpa, float32 = (train[name] for name in ("ours", "bare", "hf", "bare_sdpa", "float32"))
+    ours, bare, hf, bare_sdpa, float32, bfloat16 = (
+        train[name] for name in ("ours", "bare", "hf", "bare_sdpa", "float32", "bfloat16")
+    )
     our_inference, bare_inference, sdpa_inference = (infer[name] for name in ("ours", "bare", "bare_sdpa"))
     flops = training_flops_per_prompt(model, train_inputs[1:])
     llm_config = config["llm_config"]
@@ -388,7 +392,11 @@ def main():
         f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
         f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x) | all in {trained_in}"
     )
-    print(f"precision  ours in float32 {float32:7.1f} prompts/s: {trained_in} trains {ours / float32:.2f}x as fast")
+    print(f"precision  the default trains in {trained_in} ({config['precision_choice']})")
+    print(
+        f"precision  ours forced to float32 {float32:7.1f} prompts/s | to bfloat16 mixed precision {bfloat16:7.1f} "
+        f"({bfloat16 / float32:.2f}x float32) | the default {ours / float32:.2f}x float32"
+    )
     print(
         f"inference  ours {our_inference:7.1f} prompts/s (float32, the default) | bare forward {bare_inference:7.1f} "
         f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate "

@@ -16,7 +16,7 @@ from recbole_unlearn.unlearn.method import UnlearnMethod, register_method
 
 register_all()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "Config",
     "LLMRec",

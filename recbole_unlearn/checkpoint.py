@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_model, save_file, save_model
 
 from recbole_unlearn import distributed
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.provenance import code_sha256, file_sha256, library_versions
 
 CHECKPOINT_SUFFIX = ".safetensors"
@@ -27,17 +28,17 @@ def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
     """Write ``model``'s tensors and a JSON of what produced them, each atomically (temp file, rename).
 
     The JSON holds ``metadata`` (model class, config hash, dataset, ...), the library versions and the
-    tensors' SHA-256. ``trainable_only`` writes just the parameters that require gradients (a LoRA
-    adapter) when the model has frozen ones, and the whole model otherwise. Only rank 0 writes.
+    tensors' SHA-256. ``trainable_only`` writes just the tensors that training can change (``changing``:
+    a LoRA adapter, BatchNorm statistics) when the model has frozen parameters, and the whole model
+    otherwise. Only rank 0 writes.
     """
     if not distributed.is_main():
         return
     os.makedirs(os.path.dirname(os.path.abspath(checkpoint_file)), exist_ok=True)
     tmp_tensors, tmp_json = checkpoint_file + ".tmp", sidecar_path(checkpoint_file) + ".tmp"
-    trainable = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
-    partial = trainable_only and len(trainable) < len(list(model.parameters()))
+    partial = trainable_only and any(not p.requires_grad for p in model.parameters())
     if partial:
-        save_file(trainable, tmp_tensors)
+        save_file({name: tensor.detach().contiguous() for name, tensor in changing(model).items()}, tmp_tensors)
     else:
         save_model(model, tmp_tensors)
     metadata = {
@@ -53,25 +54,36 @@ def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
     os.replace(tmp_json, sidecar_path(checkpoint_file))
 
 
+def changing(model):
+    """The tensors of ``model``'s state that training can change: its trainable parameters and every
+    persistent buffer (a buffer such as BatchNorm's running statistics moves in any training-mode pass,
+    and changes the outputs as much as a weight does)."""
+    return {
+        name: tensor
+        for name, tensor in model.state_dict(keep_vars=True).items()
+        if not isinstance(tensor, torch.nn.Parameter) or tensor.requires_grad
+    }
+
+
 def read_provenance(checkpoint_file):
     """The JSON written next to ``checkpoint_file``, after checking the tensors are the ones it describes."""
     if not os.path.isfile(checkpoint_file):
-        raise FileNotFoundError(f"Checkpoint {checkpoint_file} does not exist.")
+        raise BadInput(f"Checkpoint {checkpoint_file} does not exist.")
     try:
         with open(sidecar_path(checkpoint_file), encoding="utf-8") as f:
             metadata = json.load(f)
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(
+        raise BadInput(
             f"Checkpoint {checkpoint_file} has no readable provenance file {sidecar_path(checkpoint_file)} "
             f"({error}); refusing to load it."
         ) from error
     if "sha256" not in metadata:
-        raise ValueError(
+        raise BadInput(
             f"Checkpoint {checkpoint_file} records no SHA-256 (written by an older recbole-unlearn); "
             "delete it (and its .json) to train it again."
         )
     if metadata["sha256"] != file_sha256(checkpoint_file):
-        raise ValueError(
+        raise BadInput(
             f"Checkpoint {checkpoint_file} is corrupted or truncated: its SHA-256 differs from the one "
             "recorded when it was written; refusing to load it."
         )
@@ -100,16 +112,16 @@ def _load_checkpoint(model, checkpoint_file, device, expect):
     expected = {"model": type(model).__name__, **(expect or {})}
     for key, value in expected.items():
         if metadata.get(key) != value:
-            raise ValueError(
+            raise BadInput(
                 f"Checkpoint {checkpoint_file} was written for {key} {metadata.get(key)!r}, "
                 f"not {value!r}; refusing to load it."
             )
     missing, unexpected = load_model(model, checkpoint_file, strict=False, device=str(device))
     if metadata.get("tensors") == "trainable":
-        # An adapter: the frozen weights come from elsewhere; every trainable one must be in the file.
-        missing = [name for name, p in model.named_parameters() if p.requires_grad and name in missing]
+        # An adapter: the frozen weights come from elsewhere; every tensor training changes must be in the file.
+        missing = [name for name in changing(model) if name in missing]
     if missing or unexpected:
-        raise ValueError(
+        raise BadInput(
             f"Checkpoint {checkpoint_file} does not match {expected['model']}'s parameters: "
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
         )

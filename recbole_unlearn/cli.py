@@ -3,17 +3,20 @@
     recbole-unlearn --model=LLMRec --dataset=ml-100k [--unlearn_method=e2urec] [--key=value ...]
     recbole-unlearn verify RECEIPT [RECEIPT ...]
 
-The only module that prints.
+A bad configuration, request or file prints one line, ``error: <message>``, and exits with status 2;
+``--debug`` (or RECBOLE_UNLEARN_DEBUG=1) shows its traceback. The only module that prints.
 """
 
 import argparse
+import os
 import sys
 
 from recbole_unlearn import distributed
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.report import comparison_table, markdown_table, measured_on
 from recbole_unlearn.evaluation.summary import claims_table
 from recbole_unlearn.quick_start import run_recbole_unlearn
-from recbole_unlearn.unlearn.receipt import code_comparison, verify
+from recbole_unlearn.unlearn.receipt import code_comparison, failure_kind, verify
 
 
 def format_train_results(results):
@@ -57,9 +60,13 @@ def verify_main(paths):
     for path in paths:
         print(f"Verifying {path}")
         print(f"  code: {code_comparison(path)}")
-        for check, ok, detail in verify(path):
+        checks = verify(path)
+        for check, ok, detail in checks:
             print(f"  {'OK ' if ok else 'BAD'}  {check}: {detail}")
-            all_ok &= ok
+        kind = failure_kind(checks)
+        if kind:
+            print(f"  FAILED: {kind}.")
+        all_ok &= kind is None
     print("All checks passed." if all_ok else "Some checks FAILED.")
     return 0 if all_ok else 1
 
@@ -75,6 +82,7 @@ def parse_args(argv):
     parser.add_argument("--ip", default="localhost", help="address of the machine running rank 0")
     parser.add_argument("--port", default="5678", help="free port on that machine")
     parser.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first process")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a bad-input error")
     # Any other --key=value is read by RecBole's Config from the command line, as in run_recbole.py.
     args, _ = parser.parse_known_args(argv)
     return args
@@ -82,8 +90,25 @@ def parse_args(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or os.environ.get("RECBOLE_UNLEARN_DEBUG") == "1"
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")  # RecBole's Config reads sys.argv and would warn about it
+    argv = [arg for arg in argv if arg != "--debug"]
+    try:
+        sys.exit(run(argv))
+    except BadInput as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(argv):
+    """The command's exit status."""
     if argv[:1] == ["verify"]:
-        sys.exit(verify_main(argv[1:]))
+        if not argv[1:]:
+            raise BadInput("verify needs the path of at least one receipt (receipt-<method>.json).")
+        return verify_main(argv[1:])
     args = parse_args(argv)
     config_files = args.config_files.strip().split(" ") if args.config_files else None
     results = run_recbole_unlearn(
@@ -98,3 +123,4 @@ def main(argv=None):
     )
     if results and distributed.is_main():
         print_results(results)
+    return 0

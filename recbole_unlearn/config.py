@@ -19,7 +19,9 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_unlearn import distributed
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.model.answer import has_answer_vocabulary
+from recbole_unlearn.precision import AUTO, resolve_precision
 from recbole_unlearn.unlearn.method import METHODS, selects_unlearning
 
 PROPERTIES = files("recbole_unlearn.properties")
@@ -48,6 +50,13 @@ def property_files(model, model_class, dataset):
 
 
 @cache
+def downloadable_datasets():
+    """The dataset names RecBole downloads when no local folder has them."""
+    with open(os.path.join(os.path.dirname(recbole.__file__), "properties", "dataset", "url.yaml")) as f:
+        return frozenset(yaml.safe_load(f))
+
+
+@cache
 def _yaml_keys(path):
     with open(path, encoding="utf-8") as f:
         return frozenset(yaml.safe_load(f) or {})
@@ -68,10 +77,11 @@ def check_declared(user_keys):
         if key.startswith(namespaces) and key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"Unknown config key '{key}': no recbole-unlearn default declares it{hint}")
+            raise BadInput(f"Unknown config key '{key}': no recbole-unlearn default declares it{hint}")
 
 
 _recbole_load_internal_config_dict = RecBoleConfig._load_internal_config_dict
+_recbole_init_device = RecBoleConfig._init_device
 
 
 def uses_recbole_unlearn(config, model_class):
@@ -84,7 +94,7 @@ def refuse_unlearning_in_recbole_flow(config, model):
     a selected method would be ignored (RecBole's trainer would train the model and report it unchanged)."""
     method = config.external_config_dict.get("unlearn_method")
     if selects_unlearning(method):
-        raise ValueError(
+        raise BadInput(
             f"unlearn_method {method!r} with {model}: in RecBole's own flow (run_recbole, objective_function) "
             f"RecBole's trainer for {model} would train it and ignore the method. Unlearn {model} with "
             "recbole_unlearn.run_recbole_unlearn or run_recbole_unlearn.py."
@@ -106,6 +116,15 @@ def load_internal_config_dict(config, model, model_class, dataset):
             config.parameters["Dataset"] += [key for key in config_dict if key not in config.parameters["Dataset"]]
 
 
+def init_device(config):
+    """RecBole's device set-up, then ``enable_amp: auto`` resolved for that device (``precision``).
+    ``registry`` installs this on RecBole's own Config too, where a RecBole model's configuration is left
+    as RecBole makes it unless it asks for ``auto``."""
+    _recbole_init_device(config)
+    if uses_recbole_unlearn(config, config.model_class) or config.final_config_dict.get("enable_amp") == AUTO:
+        resolve_precision(config.final_config_dict)
+
+
 class Config(RecBoleConfig):
     """RecBole's Config with our defaults; a local dataset copy wins over the one in the recbole wheel, and a
     multi-process run on CPU joins a gloo group."""
@@ -113,10 +132,10 @@ class Config(RecBoleConfig):
     _load_internal_config_dict = load_internal_config_dict
 
     def _init_device(self):
-        """RecBole's device set-up, except that a multi-process run (``local_rank`` set by
+        """``init_device``, except that a multi-process run (``local_rank`` set by
         ``distributed.spawn``) joins a gloo process group on CPU instead of always asking for nccl."""
         if "local_rank" not in self.final_config_dict:
-            return super()._init_device()
+            return init_device(self)
         gpu_id = self.final_config_dict["gpu_id"]
         gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, tuple) else str(gpu_id)
         self.final_config_dict["gpu_id"] = os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id
@@ -124,7 +143,19 @@ class Config(RecBoleConfig):
         self.final_config_dict["single_spec"] = False
         if not distributed.is_main():
             self.final_config_dict.update(state="error", show_progress=False, verbose=False)
+        resolve_precision(self.final_config_dict)
         return None
+
+    def _get_model_and_dataset(self, model, dataset):
+        try:
+            return super()._get_model_and_dataset(model, dataset)
+        except ValueError as error:  # RecBole's "`model_name` [...] is not the name of an existing model."
+            raise BadInput(str(error)) from error
+        except ImportError as error:  # RecBole's lookup imports every model family, LightGBM's too
+            raise BadInput(
+                f"Model '{model}' is not a RecBole model here: looking it up imported '{error.name}', which is "
+                "not installed."
+            ) from error
 
     def _set_default_parameters(self):
         data_root = self.final_config_dict["data_path"]
@@ -150,10 +181,16 @@ def config_with(config, **overrides):
 def resolve_data_path(data_root, dataset):
     """``data_root/dataset`` if it exists, else the copy inside the installed recbole wheel, if any.
 
-    RecBole itself always uses its bundled ml-100k, even when the user has a local copy.
+    RecBole itself always uses its bundled ml-100k, even when the user has a local copy. A dataset with
+    neither a folder nor a name RecBole can download is refused here, before anything runs.
     """
     local = os.path.join(data_root, dataset)
     bundled = os.path.join(BUNDLED_DATASETS, dataset)
+    if not os.path.isdir(local) and not os.path.isdir(bundled) and dataset not in downloadable_datasets():
+        raise BadInput(
+            f"dataset '{dataset}': no folder {local} (data_path) with its atomic files, and not a dataset "
+            "name RecBole can download."
+        )
     if os.path.isdir(local) or not os.path.isdir(bundled):
         return local
     getLogger().info(

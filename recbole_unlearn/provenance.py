@@ -38,6 +38,8 @@ RUNTIME_KEYS = {
     "offset",
     "ip",
     "port",
+    # Why enable_amp is what it is; the resolved enable_amp itself keys the model.
+    "precision_choice",
 }
 
 

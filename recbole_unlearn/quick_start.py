@@ -13,6 +13,7 @@ from recbole.utils import get_local_time, get_model, init_logger, init_seed
 from recbole_unlearn import distributed
 from recbole_unlearn.config import Config
 from recbole_unlearn.data.fingerprints import split_sha256
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.evaluation.report import write_comparison
 from recbole_unlearn.trainer import safe_trainer_for
@@ -144,7 +145,7 @@ def unlearn_one(model, dataset, config_file_list=None, config_dict=None, config=
     own log file."""
     config = config or Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     if config["unlearn_compare"] and not config["unlearn_seeds"]:
-        raise ValueError("unlearn_compare judges claims over seeds: set unlearn_seeds too (e.g. [42, 43, 44]).")
+        raise BadInput("unlearn_compare judges claims over seeds: set unlearn_seeds too (e.g. [42, 43, 44]).")
     start_run(config)
     if config["unlearn_seeds"]:
         return run_seeds(config)

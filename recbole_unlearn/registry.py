@@ -8,7 +8,7 @@
 - RecBole's ``Config`` reads model and dataset YAML only from its own folder: its
   ``_load_internal_config_dict`` also merges ours when our model or an unlearning method is configured
   (``config.load_internal_config_dict``), so RecBole's Config, ``run_recbole`` and ``objective_function``
-  see the values ours does.
+  see the values ours does; its ``_init_device`` also resolves ``enable_amp: auto`` (``precision``).
 - ``run_recbole`` calls ``get_flops``, which deep-copies the model: LLMRec's is not counted.
 - RecBole builds its metric tables at import: we merge the classes of our RecBole metric module in.
 - Unlearning methods (``unlearn_method`` selects them): the built-in ones, then those other packages
@@ -28,7 +28,7 @@ import recbole.trainer
 import recbole.utils
 from recbole.evaluator import register
 
-from recbole_unlearn.config import load_internal_config_dict
+from recbole_unlearn.config import init_device, load_internal_config_dict
 from recbole_unlearn.data.dataset import LLMRecDataset
 from recbole_unlearn.evaluation import metrics as m
 from recbole_unlearn.evaluation.metrics import register_metric
@@ -74,6 +74,7 @@ def register_datasets():
 
 def register_config():
     recbole.config.Config._load_internal_config_dict = load_internal_config_dict
+    recbole.config.Config._init_device = init_device
 
 
 def register_flops_guard():

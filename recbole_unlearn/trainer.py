@@ -27,6 +27,8 @@ from recbole_unlearn.checkpoint import (
     split_tensors,
 )
 from recbole_unlearn.distributed import DistributedModelMixin, GatheringCollector
+from recbole_unlearn.errors import BadInput
+from recbole_unlearn.precision import training_precision
 from recbole_unlearn.provenance import config_sha256, file_sha256
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -37,7 +39,7 @@ def configured_amp_dtype(config):
     for the device (bfloat16 on a CPU, float16 on a GPU)."""
     name = config["amp_dtype"]
     if name is not None and name not in AMP_DTYPES:
-        raise ValueError(f"amp_dtype '{name}' is not one of {sorted(AMP_DTYPES)} (or ~ for torch's default).")
+        raise BadInput(f"amp_dtype '{name}' is not one of {sorted(AMP_DTYPES)} (or ~ for torch's default).")
     return AMP_DTYPES.get(name)
 
 
@@ -77,6 +79,8 @@ class SafeCheckpointMixin:
             self.eval_collector = GatheringCollector(config)
         self.saved_model_file = os.path.splitext(self.saved_model_file)[0] + CHECKPOINT_SUFFIX
         self.amp_dtype = configured_amp_dtype(config)
+        if config["precision_choice"]:
+            self.logger.info(f"Training in {training_precision(config)} ({config['precision_choice']}).")
         # Written into every checkpoint and checked when one is loaded back; callers may add to it.
         self.provenance = {
             "model": type(model).__name__,
@@ -181,7 +185,7 @@ class SafeCheckpointMixin:
     def _optimizer_state(self, state_dir, metadata):
         optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
         if metadata["optimizer_sha256"] != file_sha256(optimizer_file):
-            raise ValueError(f"Optimizer state {optimizer_file} is corrupted; delete {self.resume_dir} to start over.")
+            raise BadInput(f"Optimizer state {optimizer_file} is corrupted; delete {self.resume_dir} to start over.")
         return join_tensors(load_file(optimizer_file, device=str(self.device)), metadata["optimizer"])
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):

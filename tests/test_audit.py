@@ -265,3 +265,36 @@ def test_a_second_request_given_on_the_command_line_runs_and_its_chained_receipt
     checked = run_cli("verify", receipt, cwd=workdir, timeout=300)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
     assert "OK   previous receipt file" in checked.stdout and "All checks passed." in checked.stdout
+
+
+def test_verify_on_the_command_line_names_each_kind_of_failure(run, tmp_path):
+    """Each kind of failure exits 1 and says what failed; the tampering happens in a copy of the run."""
+    out_dir = shutil.copytree(os.path.dirname(run["run_dir"]), tmp_path / "out")
+    run_dir = out_dir / os.path.basename(run["run_dir"])
+    tampered = {}
+
+    def write(name, method, change):
+        receipt = receipt_of({"run_dir": run_dir}, method)
+        change(receipt)
+        tampered[name] = run_dir / f"receipt-{name}.json"
+        tampered[name].write_text(json.dumps(receipt))
+
+    write("metric", "e2urec", lambda r: r["metrics"].update(forget_jsd_yesno=r["metrics"]["forget_jsd_yesno"] + 0.01))
+    write("hyperparameters", "e2urec", lambda r: r["hyperparameters"].update(e2urec_alpha=3.0))
+    write("fingerprint", "neggrad", lambda r: r.update(split_sha256="0" * 64))
+    missing = receipt_of({"run_dir": run_dir}, "scrub")["unlearned"][0]["path"]
+    os.remove(run_dir / missing)
+    tampered["missing file"] = run_dir / "receipt-scrub.json"
+    expected = {
+        "metric": "the files match but the re-evaluation differs",
+        "hyperparameters": "the hyper-parameters or options the receipt records are not those",
+        "fingerprint": "the data or the forget request rebuilt from the receipt differ",
+        "missing file": "a file is missing or is not the file the receipt recorded",
+    }
+    out = run_cli("verify", *map(str, tampered.values()), cwd=tmp_path, timeout=600)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    reports = out.stdout.split("Verifying ")[1:]
+    for (name, path), report in zip(tampered.items(), reports):
+        assert report.startswith(str(path)) and f"FAILED: {expected[name]}" in report, report
+    assert "BAD  hyperparameters: ['e2urec_alpha'] differ" in reports[1]
+    assert out.stdout.strip().endswith("Some checks FAILED.")

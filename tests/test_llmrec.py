@@ -82,7 +82,11 @@ def test_llm_path_loads_a_saved_t5_and_its_tokenizer(trained, workdir):
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
-    [({}, torch.bfloat16), ({"amp_dtype": "float16"}, torch.float16), ({"enable_amp": False}, None)],
+    [
+        ({"enable_amp": True}, torch.bfloat16),
+        ({"enable_amp": True, "amp_dtype": "float16"}, torch.float16),
+        ({"enable_amp": False}, None),
+    ],
 )
 def test_training_runs_in_the_configured_mixed_precision(overrides, expected, workdir):
     model, trainer, (train, _, _) = build(small_config(**overrides))

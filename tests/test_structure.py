@@ -8,7 +8,14 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "recbole_unlearn"
 # Lowest first. A module may import modules of its own layer or of lower ones, never of a higher one.
 LAYERS = [
-    ("recbole_unlearn.compat", "recbole_unlearn.provenance", "recbole_unlearn.distributed", "recbole_unlearn.batching"),
+    (
+        "recbole_unlearn.compat",
+        "recbole_unlearn.errors",
+        "recbole_unlearn.precision",
+        "recbole_unlearn.provenance",
+        "recbole_unlearn.distributed",
+        "recbole_unlearn.batching",
+    ),
     ("recbole_unlearn.checkpoint",),
     ("recbole_unlearn.trainer",),
     ("recbole_unlearn.model",),

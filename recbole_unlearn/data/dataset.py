@@ -4,6 +4,7 @@ import numpy as np
 from recbole.data.dataset import Dataset
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.model.backbone import BACKBONES, backbone_kind, load_tokenizer
 from recbole_unlearn.model.prompt import PromptTemplate
 from recbole_unlearn.model.tokenizer import train_word_tokenizer
@@ -48,7 +49,7 @@ class LLMRecDataset(Dataset):
         """
         for role, field in (("TIME_FIELD", self.time_field), ("RATING_FIELD", self.config["RATING_FIELD"])):
             if field is None or field not in self.inter_feat:
-                raise ValueError(
+                raise BadInput(
                     f"LLMRecDataset builds each user's history from the {role} '{field}', which "
                     f"dataset '{self.dataset_name}' does not load; add it to load_col['inter']."
                 )
@@ -65,7 +66,7 @@ class LLMRecDataset(Dataset):
     def _init_alias(self):
         super()._init_alias()
         if self.history_item_field not in self.alias["item_id"]:
-            raise ValueError(
+            raise BadInput(
                 f"LLMRecDataset needs `alias_of_item_id: [{self.history_item_field}]` so that history "
                 "items share the item id space (properties/model/LLMRec.yaml sets it)."
             )
@@ -114,7 +115,7 @@ class LLMRecDataset(Dataset):
         while len(too_long):
             exhausted = [row for row in too_long if dropped[row] >= len(histories[row])]
             if exhausted:
-                raise ValueError(
+                raise BadInput(
                     f"The prompt of interaction {exhausted[0]} has {len(encoded[exhausted[0]])} tokens without "
                     f"any history, more than prompt_max_length={max_length}; raise prompt_max_length."
                 )

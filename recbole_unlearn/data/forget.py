@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recbole_unlearn.errors import BadInput
+
 LEVELS = ("user", "item", "interaction")
 SELECTIONS = ("random", "core", "edge")
 PAIR_SEPARATOR = ":"
@@ -20,8 +22,11 @@ PAIR_SEPARATOR = ":"
 
 def read_id_file(path):
     """One id per line; a BOM, CRLF line ends and blank lines are fine."""
-    with open(path, encoding="utf-8-sig") as f:
-        return [line.strip() for line in f.read().splitlines() if line.strip()]
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return [line.strip() for line in f.read().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInput(f"forget_file '{path}' cannot be read: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -34,20 +39,20 @@ class ForgetRequest:
 
     def __post_init__(self):
         if self.level not in LEVELS:
-            raise ValueError(f"forget_level must be one of {list(LEVELS)}, got {self.level!r}.")
+            raise BadInput(f"forget_level must be one of {list(LEVELS)}, got {self.level!r}.")
         if self.selection not in SELECTIONS:
-            raise ValueError(f"forget_selection must be one of {list(SELECTIONS)}, got {self.selection!r}.")
+            raise BadInput(f"forget_selection must be one of {list(SELECTIONS)}, got {self.selection!r}.")
         if self.selection != "random" and self.level != "user" and not self.ids:
-            raise ValueError(
+            raise BadInput(
                 f"forget_selection '{self.selection}' picks users by activity (CURE4Rec); it needs "
                 f"forget_level: user, got {self.level!r}."
             )
         if not self.ids and not (isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1):
-            raise ValueError(f"forget_ratio must be in (0, 1), got {self.ratio!r}.")
+            raise BadInput(f"forget_ratio must be in (0, 1), got {self.ratio!r}.")
         ids = [str(i).strip() for i in self.ids]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise ValueError(f"forget_ids lists these ids more than once: {duplicates[:10]}.")
+            raise BadInput(f"forget_ids lists these ids more than once: {duplicates[:10]}.")
         object.__setattr__(self, "ids", tuple(ids))
 
     @classmethod
@@ -58,12 +63,12 @@ class ForgetRequest:
         users nobody asked about.
         """
         if config["forget_ids"] is not None and len(config["forget_ids"]) == 0:
-            raise ValueError("forget_ids is empty: list the ids to forget, or leave it unset to draw forget_ratio.")
+            raise BadInput("forget_ids is empty: list the ids to forget, or leave it unset to draw forget_ratio.")
         ids = list(config["forget_ids"] or [])
         if config["forget_file"]:
             from_file = read_id_file(config["forget_file"])
             if not from_file:
-                raise ValueError(f"forget_file '{config['forget_file']}' lists no ids.")
+                raise BadInput(f"forget_file '{config['forget_file']}' lists no ids.")
             ids += from_file
         return cls(
             level=config["forget_level"] or "user",
@@ -72,6 +77,18 @@ class ForgetRequest:
             seed=config["seed"],
             selection=config["forget_selection"] or "random",
         )
+
+    def masks_after(self, dataset, removed_before=None):
+        """(forget, removed) row masks of ``dataset`` once earlier requests removed ``removed_before``: this
+        request forgets only what it adds; the retained data excludes both."""
+        requested = self.mask(dataset)
+        removed_before = np.zeros_like(requested) if removed_before is None else removed_before
+        forget, removed = requested & ~removed_before, requested | removed_before
+        if not forget.any():
+            raise BadInput(f"The {self.describe()} only names data earlier requests already removed.")
+        if removed.all():
+            raise BadInput(f"The {self.describe()} and earlier requests together remove the whole training split.")
+        return forget, removed
 
     def describe(self):
         """Level and size of the request, without its ids."""
@@ -92,16 +109,16 @@ class ForgetRequest:
         chosen = self._explicit_units(dataset) if self.ids else self._drawn_units(units)
         mask = np.isin(units, chosen)
         if not mask.any():
-            raise ValueError(f"The {self.describe()} selects no training interaction: the forget set is empty.")
+            raise BadInput(f"The {self.describe()} selects no training interaction: the forget set is empty.")
         if mask.all():
-            raise ValueError(f"The {self.describe()} covers the whole training split: nothing would be retained.")
+            raise BadInput(f"The {self.describe()} covers the whole training split: nothing would be retained.")
         return mask
 
     def _drawn_units(self, units):
         candidates, activity = np.unique(units, return_counts=True)
         count = int(round(self.ratio * len(candidates)))
         if count == 0:
-            raise ValueError(
+            raise BadInput(
                 f"forget_ratio {self.ratio} of {len(candidates)} training {self.level}s is zero: "
                 "the forget set is empty."
             )
@@ -120,7 +137,7 @@ class ForgetRequest:
             unit = self._unit_of(dataset, token)
             (unknown if unit is None else known).append(token if unit is None else unit)
         if unknown:
-            raise ValueError(
+            raise BadInput(
                 f"forget_ids has {len(unknown)} {self.level} id(s) not in the training split of "
                 f"'{dataset.dataset_name}': {unknown[:10]}" + (" ..." if len(unknown) > 10 else "")
             )
@@ -158,7 +175,7 @@ def shard_assignment(train_dataset, n_shards, seed):
     users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
     unique_users = np.unique(users)
     if n_shards < 1 or n_shards > len(unique_users):
-        raise ValueError(f"n_shards must be between 1 and {len(unique_users)} (users), got {n_shards}.")
+        raise BadInput(f"n_shards must be between 1 and {len(unique_users)} (users), got {n_shards}.")
     shuffled = np.random.default_rng(seed).permutation(unique_users)
     shard_of_user = dict(zip(shuffled, np.arange(len(shuffled)) % n_shards))
     return np.array([shard_of_user[u] for u in users])

@@ -3,12 +3,14 @@ membership-inference holdout (non-members)."""
 
 import numpy as np
 
+from recbole_unlearn.errors import BadInput
+
 
 def active_users(train_dataset, share):
     """The ``share`` of training users with the most training interactions (ties: smaller id first), as
     internal ids."""
     if not 0 < share <= 1:
-        raise ValueError(f"unlearn_active_user_share must be in (0, 1], got {share!r}.")
+        raise BadInput(f"unlearn_active_user_share must be in (0, 1], got {share!r}.")
     users, counts = np.unique(train_dataset.inter_feat[train_dataset.uid_field].numpy(), return_counts=True)
     count = max(1, int(round(share * len(users))))
     return users[np.lexsort((users, -counts))[:count]]

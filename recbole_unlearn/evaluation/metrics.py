@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.distances import DISTANCES
 
 # The splits a metric can read ("holdout": a seeded sample of the validation split as large as the forget
@@ -49,13 +50,13 @@ def register_metric(
     """Declare a metric (idempotent for the same function); columns appear in registration order."""
     unknown = set(needs) - {*SPLITS, *REFERENCES}
     if unknown:
-        raise ValueError(f"Metric {name!r} needs unknown data {sorted(unknown)}; choose from {[*SPLITS, *REFERENCES]}.")
+        raise BadInput(f"Metric {name!r} needs unknown data {sorted(unknown)}; choose from {[*SPLITS, *REFERENCES]}.")
     if better not in (None, "higher", "lower"):
-        raise ValueError(f"Metric {name!r}: better must be 'higher', 'lower' or None, got {better!r}.")
+        raise BadInput(f"Metric {name!r}: better must be 'higher', 'lower' or None, got {better!r}.")
     metric = Metric(name, compute, tuple(needs), better, receipt, label, fmt, table, compare)
     registered = METRICS.get(name)
     if registered is not None and _origin(registered.compute) != _origin(compute):
-        raise ValueError(f"Metric name {name!r} is taken by {'.'.join(_origin(registered.compute))}.")
+        raise BadInput(f"Metric name {name!r} is taken by {'.'.join(_origin(registered.compute))}.")
     METRICS[name] = metric
     return metric
 

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.metrics import METRICS, table_metrics  # noqa: E402
 from recbole_unlearn.evaluation.summary import claims_table  # noqa: E402
 from recbole_unlearn.provenance import describe_machine  # noqa: E402
@@ -101,7 +102,7 @@ def write_comparison(results, directory):
     contexts = [result["context"] for result in results]
     for key in FINGERPRINTS:
         if len({context[key] for context in contexts}) > 1:
-            raise ValueError(
+            raise BadInput(
                 f"Cannot compare: the models ran on different data ({key} differs: "
                 + ", ".join(f"{c['model']} {c[key][:12]}" for c in contexts)
                 + ")."

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.metrics import METRICS, table_metrics
 
 CONFIDENCE = 0.95
@@ -96,7 +97,7 @@ def checked_pair_claims(pairs, known, source):
     claims = []
     for pair in pairs:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(name in known for name in pair)):
-            raise ValueError(f"{source} entry {pair!r} must be a pair of run rows among {known}.")
+            raise BadInput(f"{source} entry {pair!r} must be a pair of run rows among {known}.")
         claims += pair_claims(*pair)
     return claims
 

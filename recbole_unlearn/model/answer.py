@@ -24,6 +24,20 @@ def has_answer_vocabulary(model):
     return hasattr(model, "answer_logits")
 
 
+@contextlib.contextmanager
+def in_eval_mode(model):
+    """``model`` in eval mode within the block, each module's mode restored after it, so that a probe
+    forward leaves the model as it was (in training mode, BatchNorm updates its running statistics on
+    every forward, even one without gradients)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.train(training)
+
+
 def evaluation_precision(model):
     """The context ``model``'s evaluation forwards run in (LLMRec's ``llm_eval_dtype``); none for a CTR model."""
     precision = getattr(model, "evaluation_precision", None)

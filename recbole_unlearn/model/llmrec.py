@@ -7,6 +7,7 @@ import torch
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
 from recbole.utils import InputType
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.model.backbone import answer_token_id, build_backbone
 
 IGNORE_INDEX = -100
@@ -36,7 +37,7 @@ def configured_eval_dtype(config):
     """The autocast dtype ``llm_eval_dtype`` names for evaluation (None: none)."""
     name = config["llm_eval_dtype"]
     if name not in EVAL_DTYPES:
-        raise ValueError(f"llm_eval_dtype '{name}' is not one of {sorted(EVAL_DTYPES)}.")
+        raise BadInput(f"llm_eval_dtype '{name}' is not one of {sorted(EVAL_DTYPES)}.")
     return EVAL_DTYPES[name]
 
 
@@ -68,13 +69,13 @@ class LLMRec(ContextRecommender):
     def _answers(self, answer_words):
         """Answer-token ids (looked up in the tokenizer, never hard-coded) and padded target sequences."""
         if len(answer_words) != 2 or not all(isinstance(word, str) for word in answer_words):
-            raise ValueError(
+            raise BadInput(
                 f"answer_words must be two strings, got {answer_words!r} "
                 "(YAML reads unquoted Yes/No as booleans: quote them)."
             )
         answer_ids = [answer_token_id(self.tokenizer, word) for word in answer_words]
         if len(set(answer_ids)) != 2:
-            raise ValueError(
+            raise BadInput(
                 f"answer_words {answer_words} must start with two distinct tokens of the tokenizer; "
                 f"got ids {answer_ids}."
             )

@@ -8,7 +8,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists
 from transformers.pytorch_utils import Conv1D
 
-from recbole_unlearn.model.answer import answer_logits
+from recbole_unlearn.model.answer import answer_logits, in_eval_mode
 
 ADAPTABLE_LAYERS = (torch.nn.Linear, torch.nn.Embedding)
 
@@ -26,7 +26,7 @@ def traced_layers(model, example):
         if isinstance(module, ADAPTABLE_LAYERS)
     ]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), in_eval_mode(model):
             answer_logits(model, example)
     finally:
         for hook in hooks:

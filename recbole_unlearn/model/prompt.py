@@ -11,6 +11,8 @@ from string import Formatter
 import numpy as np
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_unlearn.errors import BadInput
+
 HISTORY = "history"
 RATING = "rating"
 NO_HISTORY = "none"
@@ -50,13 +52,13 @@ class PromptTemplate:
             self._source_field(name, "prompt_template")
         for name in self.item_names:
             if self._id_source(self._source_field(name, "history_item_format")) != FeatureSource.ITEM_ID:
-                raise ValueError(f"history_item_format names field '{name}', which is not an item field.")
+                raise BadInput(f"history_item_format names field '{name}', which is not an item field.")
 
     def _source_field(self, name, key):
         field = self.sources.get(name, (name, None))[0]
         if field not in self.dataset.field2type or self._id_source(field) is None:
             available = sorted(f for f in self.dataset.field2type if self._id_source(f) is not None)
-            raise ValueError(
+            raise BadInput(
                 f"{key} names field '{name}'"
                 + (f" (source field '{field}')" if field != name else "")
                 + f", which dataset '{self.dataset.dataset_name}' does not have. "

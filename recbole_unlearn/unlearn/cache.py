@@ -20,6 +20,16 @@ from recbole_unlearn import distributed
 from recbole_unlearn.checkpoint import save_checkpoint
 from recbole_unlearn.evaluation.cost import CostMeter, not_counted
 from recbole_unlearn.evaluation.outputs import SplitOutputs
+from recbole_unlearn.provenance import code_sha256, config_sha256, library_versions
+from recbole_unlearn.unlearn.method import config_prefixes
+
+
+def config_key(config, split_sha256, *extra):
+    """SHA-256 of what determines an Original or Retrain model: the configuration, the data's split, our
+    code, the libraries' versions, and ``extra``. Where the data lives is not in it (``data_path`` is a
+    runtime key): its content is."""
+    versions = json.dumps(library_versions(), sort_keys=True)
+    return config_sha256(config, split_sha256, code_sha256(), versions, *extra, ignore_prefixes=config_prefixes())
 
 
 class ModelCache:

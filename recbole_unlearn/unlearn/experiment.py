@@ -5,7 +5,10 @@ import os
 from logging import getLogger
 
 from recbole_unlearn import distributed
+from recbole_unlearn.data.forget import ForgetRequest
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
+from recbole_unlearn.precision import training_precision
 from recbole_unlearn.provenance import machine
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
@@ -14,14 +17,16 @@ from recbole_unlearn.unlearn.sequential import continue_after
 
 
 def check_supported(config):
-    """Fail before any data is read if a selected method cannot unlearn the configured model."""
+    """Fail before any data is read if a selected method cannot unlearn the configured model, or the forget
+    request is malformed (ids are checked against the data later)."""
+    ForgetRequest.from_config(config)
     reasons = {}
     for method in get_unlearn_methods(config["unlearn_method"]):
         reason = method.unsupported_reason(config)
         if reason:
             reasons.setdefault(reason, []).append(method.name)
     if reasons:
-        raise ValueError(
+        raise BadInput(
             "; ".join(
                 f"Model {config['model']} cannot be unlearned by method(s) {', '.join(names)}: {reason}"
                 for reason, names in reasons.items()
@@ -70,6 +75,7 @@ def run_experiment(config):
         "retain_interactions": len(protocol.retain_rows),
         "removed_interactions": int(protocol.removed_mask.sum()),
         "seed": config["seed"],
+        "training_precision": training_precision(config),
         **protocol.fingerprints,
         "machine": machine(),
     }

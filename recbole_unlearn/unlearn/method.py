@@ -6,9 +6,12 @@ registers the built-in methods and those other packages declare in the ``recbole
 entry-point group.
 """
 
+import json
 from importlib.resources import files
 
 from recbole.utils import ModelType
+
+from recbole_unlearn.errors import BadInput
 
 METHOD_DEFAULTS = files("recbole_unlearn.properties") / "method"
 # Registered methods by name, in registration order (the order of ``unlearn_method: all``).
@@ -85,11 +88,21 @@ def register_method(method_class):
         raise TypeError(f"{method_class!r} is not an UnlearnMethod subclass with a name.")
     registered = METHODS.get(method_class.name)
     if registered is not None and registered is not method_class:
-        raise ValueError(
+        raise BadInput(
             f"Unlearning method name {method_class.name!r} is taken by {registered.__module__}.{registered.__name__}."
         )
     METHODS[method_class.name] = method_class
     return method_class
+
+
+def hyperparameters(config, method_name):
+    """The ``<method>_`` keys of ``config`` as JSON writes them (what receipts and checkpoints record)."""
+    prefix = f"{method_name}_"
+    return json.loads(
+        json.dumps(
+            {key: value for key, value in config.final_config_dict.items() if key.startswith(prefix)}, default=str
+        )
+    )
 
 
 def selects_unlearning(unlearn_method):
@@ -108,7 +121,7 @@ def get_unlearn_methods(names):
         names = list(METHODS) if names.strip() == "all" else names.split(",")
     unknown = [name for name in names if name.strip() not in METHODS]
     if unknown:
-        raise ValueError(f"unlearn_method {unknown} is unknown; choose from {list(METHODS)} or 'all'.")
+        raise BadInput(f"unlearn_method {unknown} is unknown; choose from {list(METHODS)} or 'all'.")
     return [METHODS[name.strip()] for name in names]
 
 

@@ -22,15 +22,10 @@ from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.cost import CostMeter, add_to_summary
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
-from recbole_unlearn.provenance import code_sha256, config_sha256
+from recbole_unlearn.provenance import code_sha256
 from recbole_unlearn.trainer import safe_trainer_for
-from recbole_unlearn.unlearn.cache import ModelCache, load_outputs, outputs_path, save_outputs
-from recbole_unlearn.unlearn.method import METHODS, config_prefixes
-
-
-def config_key(config, *extra):
-    """SHA-256 of what determines an Original or Retrain model: the configuration, our code, and ``extra``."""
-    return config_sha256(config, code_sha256(), *extra, ignore_prefixes=config_prefixes())
+from recbole_unlearn.unlearn.cache import ModelCache, config_key, load_outputs, outputs_path, save_outputs
+from recbole_unlearn.unlearn.method import METHODS, hyperparameters
 
 
 class UnlearnProtocol:
@@ -43,16 +38,7 @@ class UnlearnProtocol:
         self.train_data, self.valid_data, self.test_data = data_preparation(config, dataset)
         self.train_dataset = self.train_data._dataset
         self.request = ForgetRequest.from_config(config)
-        requested = self.request.mask(self.train_dataset)
-        removed_before = np.zeros_like(requested) if removed_before is None else removed_before
-        self.forget_mask = requested & ~removed_before
-        self.removed_mask = requested | removed_before
-        if not self.forget_mask.any():
-            raise ValueError(f"The {self.request.describe()} only names data earlier requests already removed.")
-        if self.removed_mask.all():
-            raise ValueError(
-                f"The {self.request.describe()} and earlier requests together remove the whole training split."
-            )
+        self.forget_mask, self.removed_mask = self.request.masks_after(self.train_dataset, removed_before)
         self.forget_rows = np.flatnonzero(self.forget_mask)
         self.retain_rows = np.flatnonzero(~self.removed_mask)
         self.forget_data = eval_loader(config, self.subset(self.forget_rows))
@@ -96,8 +82,16 @@ class UnlearnProtocol:
         return hashlib.sha256("\n".join(sorted(interaction_tokens(self.subset(rows)))).encode()).hexdigest()
 
     def provenance(self, **extra):
-        """What every file this protocol writes records about its origin."""
-        return {"model": self.config["model"], "dataset": self.config["dataset"], **self.fingerprints, **extra}
+        """What every file this protocol writes records about its origin (a method's file: also its
+        hyper-parameters, so a checkpoint is never read back under other ones)."""
+        method = {"hyperparameters": hyperparameters(self.config, extra["method"])} if "method" in extra else {}
+        return {
+            "model": self.config["model"],
+            "dataset": self.config["dataset"],
+            **self.fingerprints,
+            **extra,
+            **method,
+        }
 
     def subset(self, rows):
         return self.train_dataset.copy(self.train_dataset.inter_feat[rows])
@@ -141,6 +135,10 @@ class UnlearnProtocol:
         self.files[name] = path
         return model, cost
 
+    def key(self, *extra, config=None):
+        """``config_key`` of this protocol's data and ``config`` (its own by default)."""
+        return config_key(config or self.config, self.fingerprints["split_sha256"], *extra)
+
     def expected(self, key):
         return {"key": key, "dataset": self.config["dataset"], "split_sha256": self.fingerprints["split_sha256"]}
 
@@ -154,21 +152,19 @@ class UnlearnProtocol:
 
     def original(self):
         """The Original: trained on the whole training split (cached)."""
-        return self.cached(
-            "original", config_key(self.config), lambda: self.train("original", self.train_data, self.valid_data)
-        )
+        return self.cached("original", self.key(), lambda: self.train("original", self.train_data, self.valid_data))
 
     def retrain(self, start):
         """The Retrain model: trained from scratch without everything removed so far (cached)."""
         retrain = next(method for method in METHODS.values() if method.is_retrain)
-        key = config_key(self.config, self.fingerprints["removed_sha256"])
+        key = self.key(self.fingerprints["removed_sha256"])
         return self.cached(retrain.name, key, lambda: retrain.run(self, start))
 
     def trained_before_request(self, name, rows, config, valid_data=None):
         """A model of part of the training split, trained before any request (cached; a method that
         asks for it is not charged for its training)."""
         rows_hash = hashlib.sha256(np.asarray(rows).tobytes()).hexdigest()
-        key = config_key(config, name, rows_hash, "early-stopped" if valid_data is not None else "")
+        key = self.key(name, rows_hash, "early-stopped" if valid_data is not None else "", config=config)
         return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), valid_data, config))[0]
 
     def unlearn(self, method, start):

@@ -10,6 +10,7 @@ or the registered metric ``unlearn_objective`` names (whose direction then sets 
 """
 
 from recbole_unlearn.config import config_with
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.trainer import LLMRecTrainer
 from recbole_unlearn.unlearn.experiment import run_experiment
@@ -20,12 +21,12 @@ class UnlearningTrainer(LLMRecTrainer):
     def __init__(self, config, model):
         methods = get_unlearn_methods(config["unlearn_method"])
         if len(methods) != 1:
-            raise ValueError(
+            raise BadInput(
                 f"unlearn_method {config['unlearn_method']!r}: a RecBole trainer reports one unlearned model, "
                 "so name one method here; recbole-unlearn's run_recbole_unlearn compares several."
             )
         if config["unlearn_seeds"]:
-            raise ValueError(
+            raise BadInput(
                 "unlearn_seeds: a RecBole trainer reports one run; recbole-unlearn's run_recbole_unlearn runs "
                 "every seed and summarises them."
             )
@@ -35,7 +36,7 @@ class UnlearningTrainer(LLMRecTrainer):
         self.experiment_config = config_with(config)
         if objective is not None:
             if objective not in METRICS:
-                raise ValueError(f"unlearn_objective {objective!r} is not a registered metric: {list(METRICS)}.")
+                raise BadInput(f"unlearn_objective {objective!r} is not a registered metric: {list(METRICS)}.")
             config["valid_metric_bigger"] = METRICS[objective].better != "lower"
         super().__init__(config, model)
         self.experiment = None

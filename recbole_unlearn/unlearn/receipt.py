@@ -16,19 +16,23 @@ from typing import NamedTuple
 
 import numpy as np
 
+from recbole_unlearn.checkpoint import read_provenance
 from recbole_unlearn.config import RecordedConfig
 from recbole_unlearn.data.fingerprints import raw_users_items
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.cost import NO_COST
 from recbole_unlearn.evaluation.metrics import receipt_metrics
 from recbole_unlearn.model.lora import merge_lora
+from recbole_unlearn.precision import training_precision
 from recbole_unlearn.provenance import code_sha256, file_sha256, library_versions, machine
-from recbole_unlearn.unlearn.method import METHODS
+from recbole_unlearn.unlearn.method import METHODS, hyperparameters
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
 # Re-evaluation runs the same code on the same files: only float summation order may differ, and with it
 # the order of near-tied scores, which moves a rank metric by a pair or two (privleak, a ratio of MIA
 # AUCs in percent, by ~2e-5 per pair on ML-100K's forget set); tables show 4 digits.
 METRIC_RELATIVE_TOLERANCE = 1e-4
+FINGERPRINTS = ("split_sha256", "forget_sha256", "removed_sha256")
 METRIC_ABSOLUTE_TOLERANCE = 1e-6
 
 
@@ -68,7 +72,6 @@ def write_receipt(protocol, method, row, cost, previous=None):
     }
     if config["unlearn_receipt_ids"]:
         request["ids"] = ids
-    prefix = f"{method.name}_"
     directory = protocol.run_dir
     receipt = {
         "model": config["model"],
@@ -77,14 +80,18 @@ def write_receipt(protocol, method, row, cost, previous=None):
         "previous_receipt": _files([previous], directory)[0] if previous else None,
         "request": request,
         "method": method.name,
-        "hyperparameters": {k: v for k, v in config.final_config_dict.items() if k.startswith(prefix)},
+        "hyperparameters": hyperparameters(config, method.name),
         "started_at": cost.get("started_at"),
         "finished_at": cost.get("finished_at"),
         "original": _files(protocol.start_files or [protocol.files["original"]], directory),
         "retrain": _files([protocol.files["retrain"]], directory),
         "unlearned": _files([protocol.files[name] for name in method.file_names(config)], directory),
         "metrics": {metric.name: row[metric.name] for metric in receipt_metrics()},
-        "config": json.loads(json.dumps(config.external_config_dict, default=str)),
+        "training_precision": training_precision(config),
+        # The resolved precision, not ``auto``: rebuilt on another machine, the models keep their keys.
+        "config": json.loads(
+            json.dumps({**config.external_config_dict, "enable_amp": config["enable_amp"]}, default=str)
+        ),
         "library_versions": library_versions(),
         "code_sha256": code_sha256(),
         "machine": machine(),
@@ -98,8 +105,11 @@ def write_receipt(protocol, method, row, cost, previous=None):
 
 
 def read_receipt(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f), os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f), os.path.dirname(os.path.abspath(path))
+    except (OSError, json.JSONDecodeError) as error:
+        raise BadInput(f"Receipt {path} cannot be read: {error}") from error
 
 
 class RebuiltRun(NamedTuple):
@@ -158,10 +168,15 @@ def verify(path):
         checks.append((f"{role} file {entry['path']}", actual == entry["sha256"], actual[:16]))
     if not all(ok for _, ok, _ in checks):
         return checks
-
-    run = rebuild(path)
+    checks.append(hyperparameter_check(receipt, files_of(receipt, "unlearned", directory)))
+    if not checks[-1][1]:
+        return checks
+    try:
+        run = rebuild(path)
+    except BadInput as error:  # e.g. options that give other hyper-parameters than the checkpoints'
+        return [*checks, ("rebuild", False, str(error))]
     fingerprints = run.protocol.fingerprints
-    for key in ("split_sha256", "forget_sha256", "removed_sha256"):
+    for key in FINGERPRINTS:
         recorded = receipt[key] if key in receipt else receipt["request"][key]
         checks.append((key, fingerprints[key] == recorded, fingerprints[key][:16]))
     protocol = run.protocol
@@ -179,3 +194,40 @@ def verify(path):
         ) or (math.isnan(row[key]) and math.isnan(recorded))
         checks.append((key, same, f"{row[key]:.6f} (receipt {recorded:.6f})"))
     return checks
+
+
+def files_of(receipt, role, directory):
+    return [os.path.join(directory, entry["path"]) for entry in receipt[role]]
+
+
+def hyperparameter_check(receipt, unlearned_files):
+    """The receipt's hyper-parameters against those each unlearned checkpoint recorded when it was written
+    (where it did: a method's own files, not the cached shards SISA reuses). The rebuilt run then loads
+    each checkpoint only under the hyper-parameters the receipt's options give."""
+    recorded, differing = receipt["hyperparameters"], {}
+    for path in unlearned_files:
+        written = read_provenance(path).get("hyperparameters")
+        keys = sorted(
+            key for key in set(recorded) | set(written or {}) if written and recorded.get(key) != written.get(key)
+        )
+        if keys:
+            differing[os.path.basename(path)] = keys
+    detail = "; ".join(f"{keys} differ from those {name} was written with" for name, keys in differing.items())
+    return "hyperparameters", not differing, detail or "as the checkpoints recorded"
+
+
+def failure_kind(checks):
+    """What a failed verification means, from the first kind of check that failed; None if all passed."""
+    failed = [name for name, ok, _ in checks if not ok]
+    if not failed:
+        return None
+    if any(" file " in name for name in failed):
+        return "a file is missing or is not the file the receipt recorded"
+    if any(name in FINGERPRINTS for name in failed):
+        return "the data or the forget request rebuilt from the receipt differ from the recorded ones"
+    if "hyperparameters" in failed or "rebuild" in failed:
+        return "the hyper-parameters or options the receipt records are not those the checkpoints were written with"
+    return (
+        "the files match but the re-evaluation differs: the saved models do not give the recorded metrics "
+        "(beyond the tolerance of float rounding)"
+    )

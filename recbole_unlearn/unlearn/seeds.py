@@ -11,6 +11,7 @@ from recbole.utils import get_local_time, init_seed
 
 from recbole_unlearn import distributed
 from recbole_unlearn.config import config_with
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_seed_results
 from recbole_unlearn.evaluation.summary import checked_pair_claims, claims_table, judge_claims, summary_rows
 from recbole_unlearn.unlearn.experiment import run_experiment
@@ -25,11 +26,11 @@ def checked_seeds(config):
     """``unlearn_seeds`` as a list of distinct integers (ValueError naming the key otherwise)."""
     seeds = config["unlearn_seeds"]
     if not isinstance(seeds, (list, tuple)) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ValueError(f"unlearn_seeds must be a non-empty list of integers, e.g. [42, 43, 44]; got {seeds!r}.")
+        raise BadInput(f"unlearn_seeds must be a non-empty list of integers, e.g. [42, 43, 44]; got {seeds!r}.")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"unlearn_seeds lists a seed more than once: {seeds}.")
+        raise BadInput(f"unlearn_seeds lists a seed more than once: {seeds}.")
     if config["unlearn_after"]:
-        raise ValueError("unlearn_seeds cannot be combined with unlearn_after: a receipt continues one seed's run.")
+        raise BadInput("unlearn_seeds cannot be combined with unlearn_after: a receipt continues one seed's run.")
     return list(seeds)
 
 

@@ -2,6 +2,7 @@
 
 import os
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.cost import NO_COST
 from recbole_unlearn.model.lora import merge_lora
 from recbole_unlearn.unlearn.method import METHODS
@@ -17,13 +18,13 @@ def continue_after(receipt_path, config, methods):
     previous_method = METHODS[previous.receipt["method"]]
     refused = [method.name for method in methods if not method.continues_from(previous_method)]
     if refused:
-        raise ValueError(
+        raise BadInput(
             f"unlearn_after: method(s) {refused} cannot continue from a {previous_method.name} run "
             "(SISA only continues SISA's shards, and a shard ensemble cannot be fine-tuned)."
         )
     protocol = UnlearnProtocol(config, previous.protocol.removed_mask)
     if protocol.fingerprints["split_sha256"] != previous.protocol.fingerprints["split_sha256"]:
-        raise ValueError(f"unlearn_after: {receipt_path} was run on another split of the data.")
+        raise BadInput(f"unlearn_after: {receipt_path} was run on another split of the data.")
     protocol.check(methods)
     directory = os.path.dirname(os.path.abspath(receipt_path))
     receipt = previous.receipt

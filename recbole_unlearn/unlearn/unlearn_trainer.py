@@ -15,6 +15,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_unlearn.checkpoint import load_checkpoint, save_checkpoint
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.trainer import SafeTrainer
 from recbole_unlearn.unlearn.method import UnlearnMethod
@@ -35,7 +36,7 @@ class PairedBatches:
 
     def __init__(self, forget_data, retain_data=None, retain_only=False, fraction=1.0):
         if retain_only and retain_data is None:
-            raise ValueError("A retain-only epoch needs retain data.")
+            raise BadInput("A retain-only epoch needs retain data.")
         self.forget_data, self.retain_data, self.retain_only = forget_data, retain_data, retain_only
         self.batches = math.ceil(fraction * len(forget_data))
 
@@ -68,7 +69,7 @@ class PairedBatches:
                 empty = False
                 yield batch
             if empty:
-                raise ValueError("The retain data has no batch to pair with the forget batches.")
+                raise BadInput("The retain data has no batch to pair with the forget batches.")
 
 
 class UnlearnTrainer(SafeTrainer, UnlearnMethod):
@@ -105,7 +106,7 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
         """The method's hyper-parameter ``<method>_<key>`` (defaults in properties/method/)."""
         key = f"{self.name}_{key}"
         if key not in self.config:
-            raise KeyError(f"Config key '{key}' is missing: unlearning method '{self.name}' needs it.")
+            raise BadInput(f"Config key '{key}' is missing: unlearning method '{self.name}' needs it.")
         return self.config[key]
 
     def prepare_model(self, model, example):

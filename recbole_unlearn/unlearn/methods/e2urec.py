@@ -3,6 +3,7 @@ import copy
 import torch
 
 from recbole_unlearn.config import config_with
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.summary import Claim
 from recbole_unlearn.model.answer import answer_sequence, first_answer
 from recbole_unlearn.model.llmrec import IGNORE_INDEX
@@ -63,16 +64,16 @@ class E2URec(UnlearnTrainer):
     @classmethod
     def check(cls, config, model, example):
         if config["e2urec_answer_positions"] not in ANSWER_POSITIONS:
-            raise ValueError(
+            raise BadInput(
                 f"e2urec_answer_positions is {config['e2urec_answer_positions']!r}; choose one of {ANSWER_POSITIONS}."
             )
         fraction = config["e2urec_paired_fraction"]
         if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-            raise ValueError(f"e2urec_paired_fraction must be in (0, 1]; got {fraction!r}.")
+            raise BadInput(f"e2urec_paired_fraction must be in (0, 1]; got {fraction!r}.")
         targets = cls.lora_targets(config, model, example)
         unmatched = [target for target in targets if not matching_layers(model, [target])]
         if not targets or unmatched:
-            raise ValueError(
+            raise BadInput(
                 f"e2urec_lora_targets {unmatched or targets} name no layer of {type(model).__name__}; "
                 f"its Linear/Embedding layers include {default_targets(model, example)[:8]}."
             )

@@ -11,7 +11,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from recbole_unlearn import distributed
 from recbole_unlearn.checkpoint import load_checkpoint, save_checkpoint
-from recbole_unlearn.model.answer import answer_logits, answer_targets
+from recbole_unlearn.errors import BadInput
+from recbole_unlearn.model.answer import answer_logits, answer_targets, in_eval_mode
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
 CURVATURES = ("ggn", "hessian")
@@ -94,9 +95,9 @@ class Influence(UnlearnMethod):
     @classmethod
     def check(cls, config, model, example):
         if config["influence_curvature"] not in CURVATURES:
-            raise ValueError(f"influence_curvature is {config['influence_curvature']!r}; choose one of {CURVATURES}.")
+            raise BadInput(f"influence_curvature is {config['influence_curvature']!r}; choose one of {CURVATURES}.")
         if distributed.active():
-            raise ValueError("unlearn_method influence runs in one process: its curvature needs all retained data.")
+            raise BadInput("unlearn_method influence runs in one process: its curvature needs all retained data.")
         cls.selected(config, copy.deepcopy(model), example)
 
     @classmethod
@@ -111,12 +112,13 @@ class Influence(UnlearnMethod):
         ]
         if not named:
             names = [name for name, _ in model.named_parameters()][:8]
-            raise ValueError(
+            raise BadInput(
                 f"influence_parameters {patterns} match no parameter of the model; its names include {names}."
             )
         batch = labeled_batches(model, [example], config["LABEL_FIELD"])
-        loss = torch.nn.functional.cross_entropy(AnswerModel(model)(batch[0][0]), batch[0][1])
-        gradients = torch.autograd.grad(loss, [parameter for _, parameter in named], allow_unused=True)
+        with in_eval_mode(model):  # a probe: BatchNorm's statistics stay as they are
+            loss = torch.nn.functional.cross_entropy(AnswerModel(model)(batch[0][0]), batch[0][1])
+            gradients = torch.autograd.grad(loss, [parameter for _, parameter in named], allow_unused=True)
         used = {id(parameter) for (_, parameter), gradient in zip(named, gradients) if gradient is not None}
         for parameter in model.parameters():
             parameter.requires_grad_(id(parameter) in used)

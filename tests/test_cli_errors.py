@@ -1,0 +1,91 @@
+"""The bad-input catalogue through the command line, as a user meets it: one ``error:`` line, status 2."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+
+# (arguments, the start of the message); each case fails before any model trains.
+CATALOGUE = {
+    "ratio": (["--forget_ratio=1.5"], r"forget_ratio must be in \(0, 1\), got 1.5"),
+    "level": (["--forget_level=session"], "forget_level must be one of"),
+    "selection": (["--forget_selection=busy"], "forget_selection must be one of"),
+    "empty ids": (["--forget_ids=[]"], "forget_ids is empty"),
+    "missing id file": (["--forget_file=no-such-file.txt"], "forget_file 'no-such-file.txt' cannot be read"),
+    "unknown id": (["--forget_ids=[999999]"], r"forget_ids has 1 user id\(s\) not in the training split"),
+    "method": (["--unlearn_method=e2uerc"], r"unlearn_method \['e2uerc'\] is unknown"),
+    "ranking model": (["--model=BPR"], "Model BPR cannot be unlearned"),
+    "unknown model": (["--model=NoSuchModel"], "Model 'NoSuchModel' is not a RecBole model here"),
+    "dataset": (["--dataset=no-such-data"], "dataset 'no-such-data': no folder"),
+    "typo": (["--e2urec_alfa=2"], "Unknown config key 'e2urec_alfa'.*did you mean 'e2urec_alpha'"),
+    "precision": (["--enable_amp=fast"], "enable_amp is 'fast'; choose auto, True or False"),
+    "seeds": (["--unlearn_seeds=[1,1]"], r"unlearn_seeds lists a seed more than once"),
+    "llm_path": (["--llm_path=no-such-model"], "llm_path 'no-such-model' does not exist"),
+    "verify without receipt": (["verify"], "verify needs the path of at least one receipt"),
+    "missing receipt": (["verify", "no-such-receipt.json"], "Receipt no-such-receipt.json cannot be read"),
+}
+
+
+# Runs each case through the command line's ``main`` with its own ``sys.argv`` (RecBole's Config reads it),
+# all in one Python process: the start-up (imports) is most of a case's time.
+DRIVER = """
+import contextlib, io, json, sys
+from recbole_unlearn.cli import main
+outcomes = {}
+for name, args in json.loads(sys.argv[1]).items():
+    sys.argv = ["run_recbole_unlearn.py", *args]
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            main()
+            status = 0
+        except SystemExit as exit:
+            status = exit.code
+    outcomes[name] = [status, stderr.getvalue()]
+print(json.dumps(outcomes))
+"""
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    quiet = ["--state=warning", "--show_progress=False"]
+    cases = {name: [*args, *([] if args[0] == "verify" else quiet)] for name, (args, _) in CATALOGUE.items()}
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(cases)],
+        cwd=tmp_path_factory.mktemp("cli-errors"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return {name: (status, stderr) for name, (status, stderr) in json.loads(out.stdout.splitlines()[-1]).items()}
+
+
+@pytest.mark.parametrize("case", CATALOGUE)
+def test_bad_input_is_one_error_line_and_status_2(outcomes, case):
+    status, stderr = outcomes[case]
+    assert status == 2 and "Traceback" not in stderr, stderr[-2000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and re.search(CATALOGUE[case][1], last), last
+
+
+def test_verify_without_a_receipt_is_refused_by_the_script_itself(tmp_path):
+    out = run_cli("verify", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: verify needs the path of at least one receipt (receipt-<method>.json)."
+    ]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    out = run_cli("--forget_ratio=1.5", "--debug", "--state=warning", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "BadInput: forget_ratio must be in" in out.stderr
+
+
+def test_an_unexpected_exception_keeps_its_traceback(tmp_path):
+    """A bug is not bad input: the CLI does not hide it behind an ``error:`` line."""
+    out = run_cli("--model=DeepFM", "--unlearn_method=none", "--epochs=oops", "--state=warning", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "error: " not in out.stderr.splitlines()[-1]
