@@ -1,7 +1,7 @@
 """Training and inference speed of LLMRec's default backbone, each against plain loops on the same model
 and batches, measured side by side in one run (ratios > 1: ours is faster).
 
-Usage: python bench/speed.py [--batches=N] [any --key=value config override]
+Usage: python bench/speed.py [--batches=N] [--repeats=N] [--training_only] [any --key=value config override]
 
 - training: RecBole's training loop (our trainer) vs a bare transformers loop (``model(..., labels=)``,
   backward, Adam step) vs Hugging Face's ``Seq2SeqTrainer`` (the loop of the official E2URec code), on the
@@ -334,6 +334,7 @@ def bench_setup(repeats):
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--training_only", action="store_true", help="time the training loops and precisions only")
     args, _ = parser.parse_known_args()
     config = Config(model="LLMRec", dataset="ml-100k", config_dict={"state": "warning", "show_progress": False})
     init_seed(config["seed"], config["reproducibility"])
@@ -352,30 +353,8 @@ def main():
 
     train_inputs = [seq2seq_inputs(model, batch.to(config["device"])) for batch in train_batches]
     training = [train_rates(config, model, train_batches, train_inputs, turn) for turn in range(args.repeats)]
-    bfloat16_model = get_model("LLMRec")(config_with(config, llm_eval_dtype="bfloat16"), train_data._dataset)
-    bfloat16_model.load_state_dict(model.state_dict())
-    inference = [inference_rates(model, bfloat16_model, eval_batches, turn) for turn in range(args.repeats)]
-    reference = collect_outputs(model, Batches(eval_batches), model.LABEL).like  # the default float32 eager pass
-    gaps = {
-        "compiled": like_gap(reference, model, eval_batches, compiled=True),
-        "bfloat16": like_gap(reference, bfloat16_model, eval_batches),
-        "bfloat16_compiled": like_gap(reference, bfloat16_model, eval_batches, compiled=True),
-    }
-    train, infer = medians(training), medians(inference)
-    ours, bare, hf, bare_sdpa, float32, bfloat16 = (
-        train[name] for name in ("ours", "bare", "hf", "bare_sdpa", "float32", "bfloat16")
-    )
-    our_inference, bare_inference, sdpa_inference = (infer[name] for name in ("ours", "bare", "bare_sdpa"))
-    flops = training_flops_per_prompt(model, train_inputs[1:])
-    llm_config = config["llm_config"]
-    batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
-    shape = (round(batch_tokens), llm_config["d_model"], llm_config["d_ff"])
     trained = training_dtype(config)
     trained_in = str(trained).removeprefix("torch.") + (" mixed precision" if config["enable_amp"] else "")
-    product_rate = {
-        dtype: statistics.median(matmul_gflops(*shape, dtype) for _ in range(args.repeats))
-        for dtype in {torch.float32, torch.bfloat16, trained}
-    }
     print(f"machine {describe_machine(machine())}")
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "
@@ -387,7 +366,10 @@ def main():
         "training prompts and the rest)"
     )
     print(f"training   spread over repeats (min-max): {spread(training)}")
-    print(f"inference  spread over repeats (min-max): {spread(inference)}")
+    train = medians(training)
+    ours, bare, hf, bare_sdpa, float32, bfloat16 = (
+        train[name] for name in ("ours", "bare", "hf", "bare_sdpa", "float32", "bfloat16")
+    )
     print(
         f"training   ours {ours:7.1f} prompts/s | bare loop {bare:7.1f} ({ours / bare:.2f}x) | "
         f"Seq2SeqTrainer {hf:7.1f} ({ours / hf:.2f}x) | all in {trained_in}"
@@ -397,6 +379,28 @@ def main():
         f"precision  ours forced to float32 {float32:7.1f} prompts/s | to bfloat16 mixed precision {bfloat16:7.1f} "
         f"({bfloat16 / float32:.2f}x float32) | the default {ours / float32:.2f}x float32"
     )
+    if args.training_only:
+        return
+    bfloat16_model = get_model("LLMRec")(config_with(config, llm_eval_dtype="bfloat16"), train_data._dataset)
+    bfloat16_model.load_state_dict(model.state_dict())
+    inference = [inference_rates(model, bfloat16_model, eval_batches, turn) for turn in range(args.repeats)]
+    reference = collect_outputs(model, Batches(eval_batches), model.LABEL).like  # the default float32 eager pass
+    gaps = {
+        "compiled": like_gap(reference, model, eval_batches, compiled=True),
+        "bfloat16": like_gap(reference, bfloat16_model, eval_batches),
+        "bfloat16_compiled": like_gap(reference, bfloat16_model, eval_batches, compiled=True),
+    }
+    infer = medians(inference)
+    our_inference, bare_inference, sdpa_inference = (infer[name] for name in ("ours", "bare", "bare_sdpa"))
+    flops = training_flops_per_prompt(model, train_inputs[1:])
+    llm_config = config["llm_config"]
+    batch_tokens = statistics.mean(batch["input_ids"].numel() for batch in train_inputs)
+    shape = (round(batch_tokens), llm_config["d_model"], llm_config["d_ff"])
+    product_rate = {
+        dtype: statistics.median(matmul_gflops(*shape, dtype) for _ in range(args.repeats))
+        for dtype in {torch.float32, torch.bfloat16, trained}
+    }
+    print(f"inference  spread over repeats (min-max): {spread(inference)}")
     print(
         f"inference  ours {our_inference:7.1f} prompts/s (float32, the default) | bare forward {bare_inference:7.1f} "
         f"({our_inference / bare_inference:.2f}x) | {our_inference / ours:.2f}x our training rate "

@@ -11,6 +11,13 @@ order. Both wrap RecBole's own loader classes, so its trainer and evaluator use 
 import numpy as np
 
 
+def set_epoch(loader, epoch):
+    """Make a length-bucketed ``loader`` draw epoch ``epoch``'s order next (a resumed training starts
+    mid-way; any other loader is left as it is)."""
+    if isinstance(loader, _Bucketed):
+        loader.epoch = epoch
+
+
 def prompt_lengths(dataset):
     """The prompt length of every row, or None for a dataset without prompts."""
     field = getattr(dataset, "prompt_length_field", None)

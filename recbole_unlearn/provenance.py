@@ -110,8 +110,13 @@ def machine():
 
 
 def describe_machine(record):
-    """One line for tables and logs, e.g. "AMD EPYC (avx512_bf16), 2 cores, 2 torch threads"."""
-    flags = f" ({', '.join(record['cpu_flags'])})" if record["cpu_flags"] else ""
+    """One line for tables and logs, e.g. "AMD EPYC (avx512_bf16, torch at AVX512), 2 cores, 2 torch threads"
+    (the level torch dispatches at, which ATEN_CPU_CAPABILITY may set below the CPU's)."""
+    features = [
+        *record["cpu_flags"],
+        *([f"torch at {record['cpu_capability']}"] if record.get("cpu_capability") else []),
+    ]
+    flags = f" ({', '.join(features)})" if features else ""
     gpu = f", GPU {record['gpu']}" if record["gpu"] else ""
     return f"{record['cpu']}{flags}, {record['cores']} cores, {record['torch_threads']} torch threads{gpu}"
 

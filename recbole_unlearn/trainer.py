@@ -8,17 +8,19 @@ mixed in; ``LLMRecTrainer`` is the one RecBole finds for LLMRec (see ``registry`
 
 import json
 import os
+import random
 import shutil
 import time
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import get_trainer
 from safetensors.torch import load_file, save_file
 
 from recbole_unlearn import distributed
-from recbole_unlearn.batching import length_bucketed, length_sorted
+from recbole_unlearn.batching import length_bucketed, length_sorted, set_epoch
 from recbole_unlearn.checkpoint import (
     CHECKPOINT_SUFFIX,
     join_tensors,
@@ -43,6 +45,31 @@ def configured_amp_dtype(config):
     return AMP_DTYPES.get(name)
 
 
+def random_states(loader):
+    """Every random state an epoch draws from, as (tensors, JSON): torch's (and each GPU's), the training
+    loader's generator (RecBole's shuffle), numpy's and Python's."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda.{index}": state for index, state in enumerate(torch.cuda.get_rng_state_all())})
+    if getattr(loader, "generator", None) is not None:
+        tensors["loader"] = loader.generator.get_state()
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return tensors, {"numpy": [name, keys.tolist(), position, has_gauss, gauss], "python": random.getstate()}
+
+
+def set_random_states(loader, tensors, rest):
+    """The inverse of ``random_states``."""
+    torch.set_rng_state(tensors["torch"])
+    if torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[f"cuda.{index}"] for index in range(torch.cuda.device_count())])
+    if "loader" in tensors:
+        loader.generator.set_state(tensors["loader"])
+    name, keys, position, has_gauss, gauss = rest["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+    version, state, python_gauss = rest["python"]
+    random.setstate((version, tuple(state), python_gauss))
+
+
 @contextmanager
 def autocast_dtype(device_type, dtype):
     """Within the block, ``torch.autocast`` opened without a dtype (as RecBole's training loop opens it)
@@ -61,8 +88,9 @@ def autocast_dtype(device_type, dtype):
 class SafeCheckpointMixin:
     """Replaces RecBole's pickled checkpoints with safetensors + JSON (see module docstring).
 
-    With ``resume_dir`` set, the whole training state (weights, optimizer, early-stopping counters) is
-    written there before every epoch, and ``resume()`` continues an interrupted ``fit`` from it.
+    With ``resume_dir`` set, the whole training state (weights, optimizer, early-stopping counters, every
+    random state and the epoch the batch order is drawn for) is written there before every epoch, and
+    ``resume()`` continues an interrupted ``fit`` from it: the same model as an uninterrupted one.
 
     ``training_seconds`` counts the training epochs' loops only (no validation, no checkpoint writes);
     ``training_seconds_to_best`` is its value when the kept (best) checkpoint was saved: the official
@@ -70,6 +98,8 @@ class SafeCheckpointMixin:
     """
 
     resume_dir = None
+    # The random states a resumed training restores when its first epoch starts.
+    pending_random_states = None
     training_seconds = 0.0
     training_seconds_to_best = 0.0
 
@@ -115,8 +145,12 @@ class SafeCheckpointMixin:
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         # Before the epoch, the previous one is complete: trained, validated, best checkpoint saved.
+        set_epoch(train_data, epoch_idx)
+        if self.pending_random_states:
+            set_random_states(train_data, *self.pending_random_states)
+            self.pending_random_states = None
         if self.resume_dir:
-            self._save_resume_state(epoch_idx)
+            self._save_resume_state(epoch_idx, train_data)
         # RecBole's loop reads each batch's loss (.item()), so a GPU has finished the epoch when it returns.
         start = time.perf_counter()
         with autocast_dtype(self.device.type, self.amp_dtype):
@@ -124,15 +158,18 @@ class SafeCheckpointMixin:
         self.training_seconds += time.perf_counter() - start
         return loss
 
-    def _save_resume_state(self, next_epoch):
+    def _save_resume_state(self, next_epoch, train_data):
         if not distributed.is_main():
             return
         state_dir = os.path.join(self.resume_dir, f"epoch-{next_epoch}")
         os.makedirs(state_dir, exist_ok=True)
         optimizer_tensors, optimizer_rest = split_tensors(self.optimizer.state_dict())
-        optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
-        save_file(optimizer_tensors, optimizer_file + ".tmp")
-        os.replace(optimizer_file + ".tmp", optimizer_file)
+        random_tensors, random_rest = random_states(train_data)
+        files = {}
+        for name, tensors in (("optimizer", optimizer_tensors), ("random", random_tensors)):
+            files[name] = os.path.join(state_dir, f"{name}.safetensors")
+            save_file(tensors, files[name] + ".tmp")
+            os.replace(files[name] + ".tmp", files[name])
         save_checkpoint(
             self.model,
             os.path.join(state_dir, "model.safetensors"),
@@ -145,7 +182,9 @@ class SafeCheckpointMixin:
                 "training_seconds": self.training_seconds,
                 "training_seconds_to_best": self.training_seconds_to_best,
                 "optimizer": optimizer_rest,
-                "optimizer_sha256": file_sha256(optimizer_file),
+                "optimizer_sha256": file_sha256(files["optimizer"]),
+                "random": random_rest,
+                "random_sha256": file_sha256(files["random"]),
             },
         )
         pointer = os.path.join(self.resume_dir, "latest.json")
@@ -165,6 +204,9 @@ class SafeCheckpointMixin:
             self.model, os.path.join(state_dir, "model.safetensors"), self.device, expect=self.provenance
         )
         self.optimizer.load_state_dict(distributed.on_main(lambda: self._optimizer_state(state_dir, metadata)))
+        if "random" in metadata:  # states written before random states were kept resume without them
+            tensors = distributed.on_main(lambda: self._state_tensors(state_dir, metadata, "random"))
+            self.pending_random_states = (tensors, metadata["random"])
         self.start_epoch = metadata["next_epoch"]
         self.cur_step = metadata["cur_step"]
         self.best_valid_score = metadata["best_valid_score"]
@@ -183,10 +225,13 @@ class SafeCheckpointMixin:
             return os.path.join(self.resume_dir, json.load(f)["state"])
 
     def _optimizer_state(self, state_dir, metadata):
-        optimizer_file = os.path.join(state_dir, "optimizer.safetensors")
-        if metadata["optimizer_sha256"] != file_sha256(optimizer_file):
-            raise BadInput(f"Optimizer state {optimizer_file} is corrupted; delete {self.resume_dir} to start over.")
-        return join_tensors(load_file(optimizer_file, device=str(self.device)), metadata["optimizer"])
+        return join_tensors(self._state_tensors(state_dir, metadata, "optimizer", self.device), metadata["optimizer"])
+
+    def _state_tensors(self, state_dir, metadata, name, device="cpu"):
+        path = os.path.join(state_dir, f"{name}.safetensors")
+        if metadata[f"{name}_sha256"] != file_sha256(path):
+            raise BadInput(f"Training state {path} is corrupted; delete {self.resume_dir} to start over.")
+        return load_file(path, device=str(device))
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         # Batches of similar prompt lengths pad less (recbole_unlearn.batching); RecBole's order without prompts.

@@ -4,6 +4,7 @@ import glob
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,8 @@ import sys
 import time
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import recbole_unlearn
 from recbole_unlearn import Config
@@ -83,7 +86,14 @@ def test_verify_recomputes_hashes_and_metrics(run, method):
     assert {"forget_jsd_yesno", "test_auc", "split_sha256", "forget_sha256"} <= {name for name, _, _ in checks}
 
 
+def copy_of(run, tmp_path):
+    """The run's folder (and the cache beside it) copied, for a test that tampers with files."""
+    out_dir = shutil.copytree(os.path.dirname(run["run_dir"]), tmp_path / "out")
+    return {"run_dir": str(out_dir / os.path.basename(run["run_dir"]))}
+
+
 def test_verify_catches_a_changed_checkpoint_and_a_changed_metric(run, tmp_path):
+    run = copy_of(run, tmp_path)
     receipt = receipt_of(run, "bad_teacher")
     receipt["metrics"]["forget_jsd_yesno"] += 0.01
     # Within float noise of a re-evaluation (a flipped pair of near-tied MIA scores): still verified.
@@ -123,11 +133,22 @@ def test_verify_says_when_the_receipt_was_written_by_other_code(run):
     assert code_comparison(edited).startswith("not recorded in the receipt")
 
 
-def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
-    write_config_file(
-        tmp_path / "run.yaml", state="info", epochs=12, stopping_step=100, train_batch_size=64, unlearn_method="retrain"
-    )
-    command = [sys.executable, RUN_SCRIPT, "--model=DeepFM", "--config_files=run.yaml"]
+def cached(directory, name):
+    (path,) = glob.glob(str(directory / "saved" / "unlearn" / "cache" / f"DeepFM-{name}-*.safetensors"))
+    return path
+
+
+def test_a_killed_retrain_resumes_to_the_uninterrupted_model_and_leaves_the_original_untouched(tmp_path):
+    """DeepFM's dropout and RecBole's shuffle draw from random states the resumed run must restore."""
+    settings = {"state": "info", "epochs": 12, "stopping_step": 100, "train_batch_size": 64, "dropout_prob": 0.2}
+    command = [sys.executable, RUN_SCRIPT, "--model=DeepFM", "--config_files=run.yaml", "--unlearn_method=retrain"]
+    uninterrupted = tmp_path / "uninterrupted"
+    uninterrupted.mkdir()
+    write_config_file(uninterrupted / "run.yaml", **settings)
+    assert subprocess.run(command, cwd=uninterrupted, capture_output=True, timeout=300).returncode == 0
+    tmp_path = tmp_path / "killed"
+    tmp_path.mkdir()
+    write_config_file(tmp_path / "run.yaml", **settings)
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pointer = str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "DeepFM-retrain-*" / "latest.json")
     deadline = time.time() + 240
@@ -154,6 +175,9 @@ def test_a_killed_retrain_resumes_and_leaves_the_original_untouched(tmp_path):
     (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*" / "results.json"))
     (retrain,) = [row for row in json.load(open(results))["results"] if row["method"] == "retrain"]
     assert retrain["seconds_to_best"] > 0
+    resumed, reference = load_file(cached(tmp_path, "retrain")), load_file(cached(uninterrupted, "retrain"))
+    assert resumed.keys() == reference.keys()
+    assert all(torch.equal(resumed[name], reference[name]) for name in reference)
 
 
 def test_a_second_request_continues_from_the_unlearned_model_and_chains_receipts(run, workdir):
@@ -269,8 +293,7 @@ def test_a_second_request_given_on_the_command_line_runs_and_its_chained_receipt
 
 def test_verify_on_the_command_line_names_each_kind_of_failure(run, tmp_path):
     """Each kind of failure exits 1 and says what failed; the tampering happens in a copy of the run."""
-    out_dir = shutil.copytree(os.path.dirname(run["run_dir"]), tmp_path / "out")
-    run_dir = out_dir / os.path.basename(run["run_dir"])
+    run_dir = pathlib.Path(copy_of(run, tmp_path)["run_dir"])
     tampered = {}
 
     def write(name, method, change):

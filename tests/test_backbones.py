@@ -224,7 +224,6 @@ def test_every_method_unlearns_a_causal_and_a_masked_backbone(quick_settings, ar
     assert list(rows) == result_rows()
     for row in rows.values():
         assert all(np.isfinite(row[key]) for key in ("test_auc", "test_logloss", "forget_jsd", "forget_l2_yesno"))
-    assert rows["retrain"]["forget_jsd"] == pytest.approx(0, abs=1e-9)
     assert 0 < rows["e2urec"]["trainable_share"] < rows["neggrad"]["trainable_share"] == 1
 
 

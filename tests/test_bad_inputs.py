@@ -52,17 +52,17 @@ def copy_checkpoint(path, directory):
 
 def test_unknown_user_id(train):
     with pytest.raises(ValueError, match=r"forget_ids has 1 user id\(s\) not in the training split.*'999999'"):
-        ForgetRequest(level="user", ids=("999999",)).split(train)
+        ForgetRequest(level="user", ids=("999999",)).masks_after(train)
 
 
 def test_unknown_item_id(train):
     with pytest.raises(ValueError, match=r"forget_ids has 1 item id\(s\) not in the training split.*'no-such-item'"):
-        ForgetRequest(level="item", ids=("no-such-item",)).split(train)
+        ForgetRequest(level="item", ids=("no-such-item",)).masks_after(train)
 
 
 def test_unknown_interaction_pair(train):
     with pytest.raises(ValueError, match=r"interaction id\(s\) not in the training split.*'1-2'"):
-        ForgetRequest(level="interaction", ids=("1-2",)).split(train)
+        ForgetRequest(level="interaction", ids=("1-2",)).masks_after(train)
 
 
 def test_duplicate_ids():
@@ -86,7 +86,7 @@ def test_empty_id_file(tmp_path):
 
 def test_request_covering_every_training_user(train):
     with pytest.raises(ValueError, match="covers the whole training split: nothing would be retained"):
-        ForgetRequest(level="user", ids=tuple(raw_users(train))).split(train)
+        ForgetRequest(level="user", ids=tuple(raw_users(train))).masks_after(train)
 
 
 @pytest.mark.parametrize("ratio", [0, -0.5, 1.0, 1.5, None])
@@ -97,7 +97,7 @@ def test_ratio_outside_zero_one(ratio):
 
 def test_ratio_that_selects_nobody(train):
     with pytest.raises(ValueError, match=r"forget_ratio 0.0001 of \d+ training users is zero"):
-        ForgetRequest(level="user", ratio=0.0001).split(train)
+        ForgetRequest(level="user", ratio=0.0001).masks_after(train)
 
 
 def test_unknown_forget_level():

@@ -54,7 +54,6 @@ def test_every_method_runs_for_built_in_models(comparison):
     for result in results:
         rows = {row["method"]: row for row in result["rows"]}
         assert list(rows) == result_rows()
-        assert rows["retrain"]["forget_jsd_yesno"] == pytest.approx(0, abs=1e-12)
         for row in rows.values():
             # A CTR model's whole answer distribution is the two-way one.
             assert row["forget_jsd"] == pytest.approx(row["forget_jsd_yesno"])

@@ -24,7 +24,12 @@ def results_file(tmp_path):
     # "better" closes exactly 0.3 more of the gap than "worse" on every seed: a zero-width CI.
     runs = [[row("worse", seed, 0.1 * seed), row("better", seed, 0.1 * seed + 0.3)] for seed in range(3)]
     results = {
-        "context": {"model": "LLMRec", "forget_request": "user-level forget request, ratio 0.2"},
+        "context": {
+            "model": "LLMRec",
+            "forget_request": "user-level forget request, ratio 0.2",
+            "training_precision": "float32",
+            "machine": {"cpu": "AMD EPYC", "cpu_flags": [], "cores": 2, "torch_threads": 2, "gpu": None},
+        },
         "runs": [{"seed": seed, "rows": rows} for seed, rows in enumerate(runs)],
         "summary": summary_rows(runs),
         "claims": judge_claims(pair_claims("better", "worse"), runs),
@@ -64,3 +69,14 @@ def test_headline_columns_prints_one_row_per_method(results_file, monkeypatch, c
     # Gap closed 0.0/0.1/0.2 (+0.3): mean 0.1 (0.4), CI half-width t(2) * 0.1 / sqrt(3) = 0.248.
     assert "| worse | 0.100 ± 0.248 | 0.5000 ± 0.0000 |" in out
     assert "| better | 0.400 ± 0.248 | 0.5000 ± 0.0000 |" in out
+
+
+def test_headline_columns_says_what_produced_the_run(results_file, monkeypatch, capsys):
+    out = run_example(
+        "headline_columns.py", monkeypatch, capsys, results_file, "--command=python run.py", "--commit=abc1234"
+    )
+    lines = out.splitlines()
+    assert lines[0] == "`python run.py`"
+    assert lines[1].startswith("Commit abc1234, finished 20") and "seed(s) 0, 1, 2" in lines[1]
+    assert "trained in float32; AMD EPYC, 2 cores, 2 torch threads." in lines[1]
+    assert "| claim |" in out

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from recbole_unlearn.evaluation.metrics import METRICS, needed_splits
 from recbole_unlearn.model.answer import answer_logits
 from recbole_unlearn.provenance import describe_machine, file_sha256, machine
 from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.unlearn import cache as cache_module
 from recbole_unlearn.unlearn import protocol as protocol_module
 from recbole_unlearn.unlearn.methods.e2urec import E2URec, forgetting_teacher_logits
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
@@ -51,7 +53,6 @@ def test_every_method_runs_and_reports_every_registered_metric(first_run):
     for row in rows.values():
         for name in METRICS:
             assert np.isfinite(row[name]), (row["method"], name)
-    assert rows["retrain"]["forget_jsd"] == pytest.approx(0, abs=1e-9)
     # Built by training (validation, data, checkpoints not counted) or not trained (the whole time).
     assert 0 < rows["retrain"]["seconds_to_best"] < rows["retrain"]["unlearn_seconds"]
     assert rows["e2urec"]["seconds_to_best"] == rows["e2urec"]["unlearn_seconds"]
@@ -120,11 +121,15 @@ def test_original_and_retrain_are_cached_with_their_outputs_and_the_original_nev
         assert again[method] == first[method]
 
 
-def test_a_cached_model_or_output_is_not_reused_by_changed_code(first_run, output_dir, monkeypatch):
-    cache = output_dir / "out" / "cache"
+def test_a_cached_model_or_output_is_not_reused_by_changed_code(first_run, output_dir, monkeypatch, tmp_path):
+    # A copy of the shared cache: the models this test adds stay out of the other tests' cache.
+    out = shutil.copytree(output_dir / "out", tmp_path / "out")
+    cache = out / "cache"
     before = {path.name for path in cache.glob("**/*.safetensors")}
-    monkeypatch.setattr(protocol_module, "code_sha256", lambda: "another version of recbole-unlearn")
-    unlearn_one("LLMRec", "ml-100k", config_dict=tiny_unlearn_config(output_dir / "out", unlearn_method="neggrad"))
+    for module in (protocol_module, cache_module):
+        monkeypatch.setattr(module, "code_sha256", lambda: "another version of recbole-unlearn")
+    monkeypatch.chdir(tmp_path)
+    unlearn_one("LLMRec", "ml-100k", config_dict=tiny_unlearn_config(out, unlearn_method="neggrad"))
     added = {path.name for path in cache.glob("**/*.safetensors")} - before
     # Trained and evaluated again, under new keys: the Original, Retrain, and each one's outputs.
     assert sorted(name.split("-")[1] for name in added) == ["original", "original", "retrain", "retrain"]

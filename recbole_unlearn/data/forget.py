@@ -160,15 +160,6 @@ class ForgetRequest:
             return None
         return unit
 
-    def split(self, train_dataset):
-        """(forget, retain) datasets: disjoint, and together exactly the training split."""
-        mask = self.mask(train_dataset)
-        inter = train_dataset.inter_feat
-        return (
-            train_dataset.copy(inter[np.flatnonzero(mask)]),
-            train_dataset.copy(inter[np.flatnonzero(~mask)]),
-        )
-
 
 def shard_assignment(train_dataset, n_shards, seed):
     """SISA shards: each user's training interactions go to one of ``n_shards`` shards (seeded)."""
