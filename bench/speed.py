@@ -43,8 +43,9 @@ from recbole_unlearn.batching import length_bucketed, length_sorted
 from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.evaluation.outputs import collect_outputs
+from recbole_unlearn.precision import configured_amp_dtype
 from recbole_unlearn.provenance import describe_machine, machine
-from recbole_unlearn.trainer import configured_amp_dtype, safe_trainer_for
+from recbole_unlearn.trainer import safe_trainer_for
 
 # Evaluation options timed against the default float32 eager pass.
 OPTIONS = {

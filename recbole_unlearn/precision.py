@@ -6,6 +6,8 @@ On a CPU without AVX512-BF16 or AMX, torch emulates bfloat16 products: a 1024x10
 in float32. Where the hardware has it, bfloat16 products run 2-4x faster than float32 ones.
 """
 
+from contextlib import contextmanager
+
 import torch
 
 from recbole_unlearn.errors import BadInput
@@ -64,3 +66,30 @@ def training_precision(config):
         return "float32"
     dtype = config["amp_dtype"] or str(torch.get_autocast_dtype(torch.device(config["device"]).type))
     return f"{dtype.removeprefix('torch.')} mixed precision"
+
+
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def configured_amp_dtype(config):
+    """The dtype ``amp_dtype`` names for RecBole's mixed precision (``enable_amp``); None: torch's default
+    for the device (bfloat16 on a CPU, float16 on a GPU)."""
+    name = config["amp_dtype"]
+    if name is not None and name not in AMP_DTYPES:
+        raise BadInput(f"amp_dtype '{name}' is not one of {sorted(AMP_DTYPES)} (or ~ for torch's default).")
+    return AMP_DTYPES.get(name)
+
+
+@contextmanager
+def autocast_dtype(device_type, dtype):
+    """Within the block, ``torch.autocast`` opened without a dtype (as RecBole's training loop opens it)
+    uses ``dtype`` (None: leaves torch's default)."""
+    if dtype is None:
+        yield
+        return
+    previous = torch.get_autocast_dtype(device_type)
+    torch.set_autocast_dtype(device_type, dtype)
+    try:
+        yield
+    finally:
+        torch.set_autocast_dtype(device_type, previous)

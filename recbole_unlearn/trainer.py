@@ -8,13 +8,9 @@ mixed in; ``LLMRecTrainer`` is the one RecBole finds for LLMRec (see ``registry`
 
 import json
 import os
-import random
 import shutil
 import time
-from contextlib import contextmanager
 
-import numpy as np
-import torch
 from recbole.trainer import Trainer
 from recbole.utils import get_trainer
 from safetensors.torch import load_file, save_file
@@ -30,59 +26,9 @@ from recbole_unlearn.checkpoint import (
 )
 from recbole_unlearn.distributed import DistributedModelMixin, GatheringCollector
 from recbole_unlearn.errors import BadInput
-from recbole_unlearn.precision import training_precision
+from recbole_unlearn.precision import autocast_dtype, configured_amp_dtype, training_precision
 from recbole_unlearn.provenance import config_sha256, file_sha256
-
-AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def configured_amp_dtype(config):
-    """The dtype ``amp_dtype`` names for RecBole's mixed precision (``enable_amp``); None: torch's default
-    for the device (bfloat16 on a CPU, float16 on a GPU)."""
-    name = config["amp_dtype"]
-    if name is not None and name not in AMP_DTYPES:
-        raise BadInput(f"amp_dtype '{name}' is not one of {sorted(AMP_DTYPES)} (or ~ for torch's default).")
-    return AMP_DTYPES.get(name)
-
-
-def random_states(loader):
-    """Every random state an epoch draws from, as (tensors, JSON): torch's (and each GPU's), the training
-    loader's generator (RecBole's shuffle), numpy's and Python's."""
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors.update({f"cuda.{index}": state for index, state in enumerate(torch.cuda.get_rng_state_all())})
-    if getattr(loader, "generator", None) is not None:
-        tensors["loader"] = loader.generator.get_state()
-    name, keys, position, has_gauss, gauss = np.random.get_state()
-    return tensors, {"numpy": [name, keys.tolist(), position, has_gauss, gauss], "python": random.getstate()}
-
-
-def set_random_states(loader, tensors, rest):
-    """The inverse of ``random_states``."""
-    torch.set_rng_state(tensors["torch"])
-    if torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([tensors[f"cuda.{index}"] for index in range(torch.cuda.device_count())])
-    if "loader" in tensors:
-        loader.generator.set_state(tensors["loader"])
-    name, keys, position, has_gauss, gauss = rest["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
-    version, state, python_gauss = rest["python"]
-    random.setstate((version, tuple(state), python_gauss))
-
-
-@contextmanager
-def autocast_dtype(device_type, dtype):
-    """Within the block, ``torch.autocast`` opened without a dtype (as RecBole's training loop opens it)
-    uses ``dtype`` (None: leaves torch's default)."""
-    if dtype is None:
-        yield
-        return
-    previous = torch.get_autocast_dtype(device_type)
-    torch.set_autocast_dtype(device_type, dtype)
-    try:
-        yield
-    finally:
-        torch.set_autocast_dtype(device_type, previous)
+from recbole_unlearn.random_state import random_states, set_random_states
 
 
 class SafeCheckpointMixin:

@@ -14,7 +14,8 @@ from recbole.utils import get_model
 
 from recbole_unlearn.checkpoint import load_checkpoint
 from recbole_unlearn.data.forget import ForgetRequest, read_id_file
-from recbole_unlearn.trainer import SafeTrainer, configured_amp_dtype
+from recbole_unlearn.precision import configured_amp_dtype
+from recbole_unlearn.trainer import SafeTrainer
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 
 from conftest import small_config

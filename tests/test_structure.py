@@ -12,6 +12,7 @@ LAYERS = [
         "recbole_unlearn.compat",
         "recbole_unlearn.errors",
         "recbole_unlearn.precision",
+        "recbole_unlearn.random_state",
         "recbole_unlearn.provenance",
         "recbole_unlearn.distributed",
         "recbole_unlearn.batching",

@@ -22,12 +22,14 @@ COLUMNS = ("forget_gap_closed", "test_auc", "forget_mia_auc", "forget_jsd_yesno"
 def provenance(path, document, command, commit):
     """The lines that say what produced the run."""
     context = document["context"]
-    seeds = [run["seed"] for run in document.get("runs", [])] or [context.get("seed")]
+    runs = document.get("runs", [])
+    seeds = [run["seed"] for run in runs] or [context.get("seed")]
+    precision = context.get("training_precision") or (runs and runs[0]["context"].get("training_precision"))
     finished = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
     lines = [f"`{command}`"] if command else []
     lines.append(
         f"Commit {commit or 'not given'}, finished {finished}, seed(s) {', '.join(map(str, seeds))}; "
-        f"{context['forget_request']}; trained in {context.get('training_precision', 'a precision not recorded')}; "
+        f"{context['forget_request']}; trained in {precision or 'a precision not recorded'}; "
         f"{describe_machine(context['machine'])}."
     )
     return lines

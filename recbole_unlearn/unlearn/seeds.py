@@ -78,6 +78,7 @@ def run_seeds(config):
         **{key: [c[key] for c in contexts] for key in ("forget_interactions", "retain_interactions", "run_dir")},
         "split_sha256": _combined(contexts, "split_sha256"),
         "forget_sha256": _combined(contexts, "forget_sha256"),
+        "training_precision": contexts[0]["training_precision"],
         "machine": contexts[0]["machine"],
     }
     run_dir = distributed.broadcast_object(
