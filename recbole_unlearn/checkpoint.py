@@ -57,12 +57,14 @@ def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
 def changing(model):
     """The tensors of ``model``'s state that training can change: its trainable parameters and every
     persistent buffer (a buffer such as BatchNorm's running statistics moves in any training-mode pass,
-    and changes the outputs as much as a weight does)."""
-    return {
-        name: tensor
-        for name, tensor in model.state_dict(keep_vars=True).items()
-        if not isinstance(tensor, torch.nn.Parameter) or tensor.requires_grad
-    }
+    and changes the outputs as much as a weight does). A tensor shared by several modules (FFM's field
+    embeddings, and the adapters peft puts on them) is named once, as ``named_parameters`` names it."""
+    changing_tensors, seen = {}, set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if (not isinstance(tensor, torch.nn.Parameter) or tensor.requires_grad) and id(tensor) not in seen:
+            seen.add(id(tensor))
+            changing_tensors[name] = tensor
+    return changing_tensors
 
 
 def read_provenance(checkpoint_file):

@@ -1,6 +1,7 @@
 """Influence-function unlearning: one Newton step on the retained objective (Koh & Liang, 2017, as IFRU
 and SCIF apply it to recommendation; LLMEraser restricts it to LoRA parameters)."""
 
+import contextlib
 import copy
 import importlib.util
 
@@ -48,6 +49,17 @@ def summed_gradient(model, parameters, batches):
     return total
 
 
+@contextlib.contextmanager
+def without_attention_fast_path():
+    """nn.MultiheadAttention on its plain path within the block."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
 def newton_step(model, parameters, forget_batches, retain_batches, retain_size, curvature, damping, iterations):
     """``(H + damping * I)^-1 g / retain_size``: H the curvature (``ggn`` or ``hessian``) of the mean
     cross-entropy over ``retain_batches`` (a sample of the retained data), g the summed forget gradient.
@@ -68,8 +80,9 @@ def newton_step(model, parameters, forget_batches, retain_batches, retain_size, 
     size = curvature_operator.shape[0]
     damped = LinearOperator((size, size), matvec=lambda v: curvature_operator @ v + damping * v, dtype=np.float64)
     gradient = torch.cat([g.flatten() for g in summed_gradient(model, parameters, forget_batches)]) / retain_size
-    # The fused attention kernels have no forward-mode derivative, which curvature products need.
-    with sdpa_kernel(SDPBackend.MATH):
+    # The fused attention kernels (SDPA's, and nn.MultiheadAttention's fast path in eval mode, FiGNN's)
+    # have no forward-mode derivative, which curvature products need.
+    with sdpa_kernel(SDPBackend.MATH), without_attention_fast_path():
         solution, _ = cg(damped, gradient.double().cpu().numpy(), maxiter=iterations)
     step = torch.from_numpy(solution).to(parameters[0].device, parameters[0].dtype)
     changes = step.split([parameter.numel() for parameter in parameters])
