@@ -76,7 +76,7 @@ def test_headline_columns_says_what_produced_the_run(results_file, monkeypatch, 
         "headline_columns.py", monkeypatch, capsys, results_file, "--command=python run.py", "--commit=abc1234"
     )
     lines = out.splitlines()
-    assert lines[0] == "`python run.py`"
-    assert lines[1].startswith("Commit abc1234, finished 20") and "seed(s) 0, 1, 2" in lines[1]
-    assert "trained in float32; AMD EPYC, 2 cores, 2 torch threads." in lines[1]
+    assert lines[:2] == ["`python run.py`", ""]
+    assert lines[2].startswith("Commit abc1234, finished 20") and "seed(s) 0, 1, 2" in lines[2]
+    assert "trained in float32; AMD EPYC, 2 cores, 2 torch threads." in lines[2]
     assert "| claim |" in out

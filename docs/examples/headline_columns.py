@@ -26,7 +26,7 @@ def provenance(path, document, command, commit):
     seeds = [run["seed"] for run in runs] or [context.get("seed")]
     precision = context.get("training_precision") or (runs and runs[0]["context"].get("training_precision"))
     finished = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
-    lines = [f"`{command}`"] if command else []
+    lines = [f"`{command}`", ""] if command else []
     lines.append(
         f"Commit {commit or 'not given'}, finished {finished}, seed(s) {', '.join(map(str, seeds))}; "
         f"{context['forget_request']}; trained in {precision or 'a precision not recorded'}; "
