@@ -68,13 +68,6 @@ def test_verify_says_when_the_files_match_but_the_metrics_do_not():
     assert failure_kind(checks[:2]) is None
 
 
-# Models recbole-unlearn does not unlearn yet, and why.
-NOT_YET = {
-    "KD_DAGFM": "its default phase (teacher_training) scores through a teacher and a student and returns two "
-    "columns per sample; recbole-unlearn's answer layer reads one click logit",
-}
-
-
 def trainable_context_models():
     """RecBole's context-aware models in its own package (LightGBM and XGBoost live elsewhere)."""
     return sorted(name for name in dir(context_aware) if isinstance(getattr(context_aware, name), type))
@@ -83,8 +76,6 @@ def trainable_context_models():
 @pytest.mark.slow
 @pytest.mark.parametrize("model", trainable_context_models())
 def test_every_method_on_every_context_aware_model_verifies_through_the_cli(model, tmp_path):
-    if model in NOT_YET:
-        pytest.skip(f"{model}: {NOT_YET[model]}")
     config_file = write_config_file(tmp_path / "run.yaml", unlearn_output_dir=str(tmp_path / "out"))
     out = run_cli(
         f"--model={model}", "--unlearn_method=all", f"--config_files={config_file}", cwd=tmp_path, timeout=1800

@@ -48,8 +48,11 @@ def click_logit(model, interaction):
     """A CTR model's logit: ``forward`` when it is trained on logits (BCEWithLogitsLoss, as nearly every
     RecBole CTR model), else the logit of ``predict``'s probability."""
     if isinstance(getattr(model, "loss", None), torch.nn.BCEWithLogitsLoss):
-        return model(interaction)
-    return torch.logit(model.predict(interaction), eps=PROBABILITY_EPS)
+        logit = model(interaction)
+    else:
+        logit = torch.logit(model.predict(interaction), eps=PROBABILITY_EPS)
+    # One logit per sample, also from a model that keeps a trailing axis (KD_DAGFM's teacher phase).
+    return logit.squeeze(-1) if logit.dim() == 2 and logit.size(-1) == 1 else logit
 
 
 def answer_logits(model, interaction):
