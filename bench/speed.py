@@ -43,7 +43,7 @@ from recbole_unlearn.batching import length_bucketed, length_sorted
 from recbole_unlearn.config import config_with
 from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.evaluation.outputs import collect_outputs
-from recbole_unlearn.precision import configured_amp_dtype
+from recbole_unlearn.precision import configured_amp_dtype, training_precision
 from recbole_unlearn.provenance import describe_machine, machine
 from recbole_unlearn.trainer import safe_trainer_for
 
@@ -355,7 +355,7 @@ def main():
     train_inputs = [seq2seq_inputs(model, batch.to(config["device"])) for batch in train_batches]
     training = [train_rates(config, model, train_batches, train_inputs, turn) for turn in range(args.repeats)]
     trained = training_dtype(config)
-    trained_in = str(trained).removeprefix("torch.") + (" mixed precision" if config["enable_amp"] else "")
+    trained_in = training_precision(config)
     print(f"machine {describe_machine(machine())}")
     print(
         f"threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()):,} parameters, "

@@ -132,8 +132,7 @@ def rebuild(path):
     overrides = {**receipt["config"], "unlearn_method": receipt["method"], "unlearn_after": None, "state": "warning"}
     config = RecordedConfig(model=receipt["model"], dataset=receipt["dataset"], config_dict=overrides)
     protocol = UnlearnProtocol(config, removed_before)
-    roles = ("original", "retrain", "unlearned")
-    files = {role: [os.path.join(directory, entry["path"]) for entry in receipt[role]] for role in roles}
+    files = {role: files_of(receipt, role, directory) for role in ("original", "retrain", "unlearned")}
     if start is None:
         start = protocol.load("original", files["original"][0])[0]
     retrained = protocol.load("retrain", files["retrain"][0])[0]
@@ -207,9 +206,9 @@ def hyperparameter_check(receipt, unlearned_files):
     recorded, differing = receipt["hyperparameters"], {}
     for path in unlearned_files:
         written = read_provenance(path).get("hyperparameters")
-        keys = sorted(
-            key for key in set(recorded) | set(written or {}) if written and recorded.get(key) != written.get(key)
-        )
+        if written is None:
+            continue
+        keys = sorted(key for key in set(recorded) | set(written) if recorded.get(key) != written.get(key))
         if keys:
             differing[os.path.basename(path)] = keys
     detail = "; ".join(f"{keys} differ from those {name} was written with" for name, keys in differing.items())
