@@ -69,6 +69,19 @@ def on_main(action):
     return result
 
 
+def rank():
+    return dist.get_rank() if active() else 0
+
+
+def gather_on_main(value):
+    """Every rank's ``value``, in rank order, on rank 0 (None on other ranks)."""
+    if not active():
+        return [value]
+    values = [None] * dist.get_world_size() if is_main() else None
+    dist.gather_object(value, values, dst=0)
+    return values
+
+
 def broadcast_model(model):
     """Copy rank 0's parameters and buffers to every rank."""
     if active():

@@ -105,12 +105,19 @@ class SafeCheckpointMixin:
         return loss
 
     def _save_resume_state(self, next_epoch, train_data):
+        # Each rank's own random states (its dropout masks differ from the others').
+        per_rank = distributed.gather_on_main(random_states(train_data))
         if not distributed.is_main():
             return
         state_dir = os.path.join(self.resume_dir, f"epoch-{next_epoch}")
         os.makedirs(state_dir, exist_ok=True)
         optimizer_tensors, optimizer_rest = split_tensors(self.optimizer.state_dict())
-        random_tensors, random_rest = random_states(train_data)
+        random_tensors = {
+            f"rank{rank}.{name}": tensor
+            for rank, (tensors, _) in enumerate(per_rank)
+            for name, tensor in tensors.items()
+        }
+        random_rest = [rest for _, rest in per_rank]
         files = {}
         for name, tensors in (("optimizer", optimizer_tensors), ("random", random_tensors)):
             files[name] = os.path.join(state_dir, f"{name}.safetensors")
@@ -150,16 +157,17 @@ class SafeCheckpointMixin:
             self.model, os.path.join(state_dir, "model.safetensors"), self.device, expect=self.provenance
         )
         self.optimizer.load_state_dict(distributed.on_main(lambda: self._optimizer_state(state_dir, metadata)))
-        if "random" in metadata:  # states written before random states were kept resume without them
-            tensors = distributed.on_main(lambda: self._state_tensors(state_dir, metadata, "random"))
-            self.pending_random_states = (tensors, metadata["random"])
+        # The partial folder is named by the cache key, which holds the world size: one state per rank.
+        tensors = distributed.on_main(lambda: self._state_tensors(state_dir, metadata, "random"))
+        prefix = f"rank{distributed.rank()}."
+        own = {name.removeprefix(prefix): tensor for name, tensor in tensors.items() if name.startswith(prefix)}
+        self.pending_random_states = (own, metadata["random"][distributed.rank()])
         self.start_epoch = metadata["next_epoch"]
         self.cur_step = metadata["cur_step"]
         self.best_valid_score = metadata["best_valid_score"]
         self.best_valid_result = metadata["best_valid_result"]
-        # States written before these were kept start the count at the resumed epoch.
-        self.training_seconds = metadata.get("training_seconds", 0.0)
-        self.training_seconds_to_best = metadata.get("training_seconds_to_best", 0.0)
+        self.training_seconds = metadata["training_seconds"]
+        self.training_seconds_to_best = metadata["training_seconds_to_best"]
         self.logger.info(f"Resuming training from epoch {self.start_epoch} ({state_dir}).")
         return self.start_epoch
 

@@ -23,7 +23,7 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import code_comparison, verify
 
-from conftest import RUN_SCRIPT, inside, quiet, registered_methods, run_cli, write_config_file
+from conftest import RUN_SCRIPT, TINY_T5, inside, quiet, registered_methods, run_cli, write_config_file
 
 
 def config(output_dir, **overrides):
@@ -133,51 +133,66 @@ def test_verify_says_when_the_receipt_was_written_by_other_code(run):
     assert code_comparison(edited).startswith("not recorded in the receipt")
 
 
-def cached(directory, name):
-    (path,) = glob.glob(str(directory / "saved" / "unlearn" / "cache" / f"DeepFM-{name}-*.safetensors"))
-    return path
+def cached(directory, pattern):
+    """The cached checkpoints whose names match ``<pattern>-<key>``, by name without the key."""
+    paths = glob.glob(str(directory / "saved" / "unlearn" / "cache" / f"{pattern}-*.safetensors"))
+    return {os.path.basename(path).rsplit("-", 1)[0]: path for path in paths}
 
 
-def test_a_killed_retrain_resumes_to_the_uninterrupted_model_and_leaves_the_original_untouched(tmp_path):
-    """DeepFM's dropout and RecBole's shuffle draw from random states the resumed run must restore."""
-    settings = {"state": "info", "epochs": 12, "stopping_step": 100, "train_batch_size": 64, "dropout_prob": 0.2}
-    command = [sys.executable, RUN_SCRIPT, "--model=DeepFM", "--config_files=run.yaml", "--unlearn_method=retrain"]
+# What is killed mid-training, and the epoch after which it is killed: DeepFM's dropout, RecBole's shuffle,
+# T5's dropout and a SISA shard trained before the request (one forgotten user hits one of the 4 shards) draw
+# from random states the resumed run must restore.
+DEEPFM = {"epochs": 12, "stopping_step": 100, "train_batch_size": 64, "dropout_prob": 0.2}
+KILLED_TRAININGS = {
+    "DeepFM-retrain": ("retrain", 3, DEEPFM),
+    "LLMRec-original": ("retrain", 1, {"llm_config": {**TINY_T5, "dropout_rate": 0.1}, "epochs": 3}),
+    "DeepFM-sisa-shard*": ("sisa", 2, {**DEEPFM, "epochs": 2, "sisa_epochs": 8, "forget_ratio": 0.03}),
+}
+
+
+@pytest.mark.parametrize("killed", KILLED_TRAININGS)
+def test_a_killed_training_resumes_to_the_uninterrupted_model_and_leaves_the_original_untouched(tmp_path, killed):
+    method, kill_after, settings = KILLED_TRAININGS[killed]
+    model = killed.split("-")[0]
+    command = [sys.executable, RUN_SCRIPT, f"--model={model}", "--config_files=run.yaml", f"--unlearn_method={method}"]
+    settings = {"state": "info", "history_length": 3, **settings}
     uninterrupted = tmp_path / "uninterrupted"
     uninterrupted.mkdir()
     write_config_file(uninterrupted / "run.yaml", **settings)
-    assert subprocess.run(command, cwd=uninterrupted, capture_output=True, timeout=300).returncode == 0
+    reference = subprocess.run(command, cwd=uninterrupted, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr[-3000:]
     tmp_path = tmp_path / "killed"
     tmp_path.mkdir()
     write_config_file(tmp_path / "run.yaml", **settings)
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pointer = str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "DeepFM-retrain-*" / "latest.json")
+    pointer = str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / f"{killed}-*" / "latest.json")
     deadline = time.time() + 240
     while time.time() < deadline and first.poll() is None:
         found = glob.glob(pointer)
-        if found and int(json.load(open(found[0]))["state"].removeprefix("epoch-")) >= 3:
+        if found and int(json.load(open(found[0]))["state"].removeprefix("epoch-")) > kill_after:
             first.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
     assert first.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed mid-way"
-    (original,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-original-*.safetensors"))
-    original_hash = file_sha256(original)
-    assert not glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-retrain-*.safetensors"))
+    originals = {path: file_sha256(path) for path in cached(tmp_path, f"{model}-original").values()}
+    assert not cached(tmp_path, killed).keys() >= cached(uninterrupted, killed).keys()
 
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    logs = "".join(open(path).read() for path in glob.glob(str(tmp_path / "log" / "DeepFM" / "*.log")))
-    assert "Loaded original from" in logs and "Resuming training from epoch" in logs
-    assert int(logs.split("Resuming training from epoch ")[1].split()[0]) >= 3
-    assert file_sha256(original) == original_hash
-    assert glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-retrain-*.safetensors"))
+    logs = "".join(open(path).read() for path in glob.glob(str(tmp_path / "log" / model / "*.log")))
+    assert int(logs.split("Resuming training from epoch ")[1].split()[0]) > kill_after
+    assert {path: file_sha256(path) for path in originals} == originals
     assert not glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "partial" / "*" / "latest.json"))
     # The epochs before the kill count towards the best epoch's time (it may be one of them).
-    (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*" / "results.json"))
-    (retrain,) = [row for row in json.load(open(results))["results"] if row["method"] == "retrain"]
-    assert retrain["seconds_to_best"] > 0
-    resumed, reference = load_file(cached(tmp_path, "retrain")), load_file(cached(uninterrupted, "retrain"))
+    (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / f"{model}-ml-100k-*" / "results.json"))
+    (row,) = [row for row in json.load(open(results))["results"] if row["method"] == method]
+    assert row["seconds_to_best"] > 0
+    resumed, reference = cached(tmp_path, killed), cached(uninterrupted, killed)
     assert resumed.keys() == reference.keys()
-    assert all(torch.equal(resumed[name], reference[name]) for name in reference)
+    for name in reference:
+        resumed_tensors, reference_tensors = load_file(resumed[name]), load_file(reference[name])
+        assert resumed_tensors.keys() == reference_tensors.keys()
+        assert all(torch.equal(resumed_tensors[key], reference_tensors[key]) for key in reference_tensors), name
 
 
 def test_a_second_request_continues_from_the_unlearned_model_and_chains_receipts(run, workdir):

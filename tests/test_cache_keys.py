@@ -31,5 +31,21 @@ def test_runtime_and_method_settings_keep_the_originals_key(workdir, overrides):
     assert key(**overrides) == key()
 
 
+def launched_key(world_size, nproc):
+    """The key a rank of ``run_recbole_unlearn(..., nproc=nproc, world_size=world_size)`` computes (RecBole's
+    Config of a launched rank: ``single_spec`` False and the launch keys set)."""
+    config = small_config("DeepFM")
+    config.final_config_dict.update(single_spec=False, world_size=world_size, nproc=nproc, offset=0)
+    return config_key(config, SPLIT)
+
+
+def test_the_launch_that_changes_the_batches_changes_the_key(workdir):
+    assert len({key(), launched_key(world_size=1, nproc=1), launched_key(world_size=2, nproc=2)}) == 3
+
+
+def test_spreading_the_same_ranks_over_machines_keeps_the_key(workdir):
+    assert launched_key(world_size=4, nproc=2) == launched_key(world_size=4, nproc=4)
+
+
 def test_other_data_changes_the_key(workdir):
     assert key(split="1" * 64) != key()

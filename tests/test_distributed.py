@@ -8,6 +8,7 @@ single-process run shuffles with RecBole's own generator: same split, other batc
 off because each rank draws its own dropout masks.
 """
 
+import glob
 import os
 import re
 import socket
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch.multiprocessing as mp
 
-from recbole_unlearn import distributed
+from recbole_unlearn import Config, distributed
 from recbole_unlearn.quick_start import run_recbole_unlearn
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
@@ -60,14 +61,12 @@ def runs(tmp_path_factory):
 
 
 def files_under(directory, run_dir):
-    """Relative paths, with the run folder's time and the evaluation-outputs key (a hash of the trained
-    weights, which differ by float rounding) replaced by placeholders."""
+    """Relative paths, with the run folder's time and the cache keys (of the launch, which differs, and of
+    the trained weights, which differ by float rounding) replaced by placeholders."""
     return sorted(
-        re.sub(
-            r"^cache/outputs/(.*)-[0-9a-f]{16}",
-            r"cache/outputs/\1-KEY",
-            os.path.relpath(os.path.join(root, name), directory),
-        ).replace(os.path.basename(run_dir), "RUN")
+        re.sub(r"-[0-9a-f]{16}", "-KEY", os.path.relpath(os.path.join(root, name), directory)).replace(
+            os.path.basename(run_dir), "RUN"
+        )
         for root, _, names in os.walk(directory)
         for name in names
     )
@@ -87,6 +86,19 @@ def test_two_processes_write_the_same_files_once(runs):
         assert all(not name.startswith("model-") for name in os.listdir(workdir / "log_tensorboard"))
 
 
+def cached_models(workdir):
+    return {
+        name: glob.glob(str(workdir / "out" / "cache" / f"LLMRec-{name}-*.safetensors"))[0]
+        for name in ("original", "retrain")
+    }
+
+
+def test_two_processes_train_models_of_their_own_key(runs):
+    """Two ranks draw other batches than one: their models are cached under another key, not reused."""
+    one, two = cached_models(runs[1][0]), cached_models(runs[2][0])
+    assert all(os.path.basename(one[name]) != os.path.basename(two[name]) for name in one)
+
+
 def test_two_processes_give_the_metrics_of_one(runs):
     one, two = runs[1][1]["rows"], runs[2][1]["rows"]
     assert [row["method"] for row in two] == [row["method"] for row in one] == ["original", "retrain", "e2urec"]
@@ -98,19 +110,29 @@ def test_two_processes_give_the_metrics_of_one(runs):
         assert np.isfinite([row_two[key] for key in row_two if key.startswith("forget_")]).all()
 
 
+def _evaluate_checkpoints(files, config_dict):
+    """Each rank: the protocol's rows of the Original and Retrain read from ``files``."""
+    protocol = UnlearnProtocol(Config(model="LLMRec", dataset="ml-100k", config_dict=config_dict))
+    (original, original_cost), (retrained, retrain_cost) = (protocol.load(name, files[name]) for name in files)
+    retrained_outputs = protocol.outputs(retrained, retrained)
+    original_outputs = protocol.outputs(original, retrained, retrained_outputs)
+    references = (retrained_outputs, original_outputs)
+    return [
+        protocol.evaluate("original", original, original_cost, original_outputs, *references),
+        protocol.evaluate("retrain", retrained, retrain_cost, retrained_outputs, *references),
+    ]
+
+
 def test_two_processes_evaluate_a_model_exactly_as_one(runs, monkeypatch):
-    """The 1-process run's cached Original and Retrain, evaluated by 2 processes: every metric of every
-    sample gathered, none averaged per rank; equal up to float32 rounding (other batch sizes)."""
+    """The 1-process run's Original and Retrain, evaluated by 2 processes: every metric of every sample
+    gathered, none averaged per rank; equal up to float32 rounding (other batch sizes)."""
     one_dir, one = runs[1]
     monkeypatch.chdir(one_dir)
-    (again,) = run_recbole_unlearn(
-        "LLMRec",
-        "ml-100k",
-        config_dict={**settings(one_dir / "out"), "unlearn_method": "retrain"},
-        nproc=2,
-        port=free_port(),
+    args = (cached_models(one_dir),)
+    two_rows = distributed.spawn(
+        _evaluate_checkpoints, 2, 2, "localhost", free_port(), 0, args, settings(one_dir / "out")
     )
-    for row_one, row_two in zip(one["rows"][:2], again["rows"]):
+    for row_one, row_two in zip(one["rows"][:2], two_rows):
         for key, value in row_one.items():
             if key not in ("unlearn_seconds", "peak_rss_mib", "method"):
                 assert row_two[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (row_one["method"], key)

@@ -18,7 +18,7 @@ from recbole_unlearn.unlearn.method import METHODS, get_unlearn_methods
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import failure_kind
 
-from conftest import inside, run_cli, write_config_file
+from conftest import inside, run_cli, tiny_unlearn_config, write_config_file
 
 
 def outputs_on(model, batch):
@@ -27,19 +27,29 @@ def outputs_on(model, batch):
         return answer_logits(model, batch)
 
 
+def protocol_of(directory, model, config_dict):
+    with inside(directory):
+        protocol = UnlearnProtocol(Config(model, "ml-100k", config_dict=config_dict))
+        start, _ = protocol.original()
+        return protocol, start
+
+
 @pytest.fixture(scope="module")
 def dcnv2_protocol(tmp_path_factory):
     directory = tmp_path_factory.mktemp("dcnv2")
-    with inside(directory):
-        config = Config("DCNV2", "ml-100k", config_dict=ctr_config(directory / "out", unlearn_method="all"))
-        protocol = UnlearnProtocol(config)
-        start, _ = protocol.original()
-        yield protocol, start
+    return protocol_of(directory, "DCNV2", ctr_config(directory / "out", unlearn_method="all"))
 
 
+@pytest.fixture(scope="module")
+def llmrec_protocol(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("llmrec")
+    return protocol_of(directory, "LLMRec", tiny_unlearn_config(directory / "out", unlearn_method="all"))
+
+
+@pytest.mark.parametrize("model", ["dcnv2", "llmrec"])
 @pytest.mark.parametrize("name", [name for name, method in METHODS.items() if not method.is_retrain])
-def test_a_reloaded_unlearned_model_answers_bit_for_bit_as_the_one_evaluated(dcnv2_protocol, name):
-    protocol, start = dcnv2_protocol
+def test_a_reloaded_unlearned_model_answers_bit_for_bit_as_the_one_evaluated(request, model, name):
+    protocol, start = request.getfixturevalue(f"{model}_protocol")
     method = METHODS[name]
     original_before = copy.deepcopy(start.state_dict())
     unlearned, _ = protocol.unlearn(method, start)

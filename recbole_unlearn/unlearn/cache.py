@@ -26,10 +26,19 @@ from recbole_unlearn.unlearn.method import config_prefixes
 
 def config_key(config, split_sha256, *extra):
     """SHA-256 of what determines an Original or Retrain model: the configuration, the data's split, our
-    code, the libraries' versions, and ``extra``. Where the data lives is not in it (``data_path`` is a
-    runtime key): its content is."""
+    code, the libraries' versions, the batches' launch, and ``extra``. Where the data lives is not in it
+    (``data_path`` is a runtime key): its content is."""
     versions = json.dumps(library_versions(), sort_keys=True)
-    return config_sha256(config, split_sha256, code_sha256(), versions, *extra, ignore_prefixes=config_prefixes())
+    return config_sha256(
+        config, split_sha256, code_sha256(), versions, batches_launch(config), *extra, ignore_prefixes=config_prefixes()
+    )
+
+
+def batches_launch(config):
+    """What of a run's launch decides its training batches: one process shuffles with RecBole's generator;
+    launched ranks (even one) take every world_size-th sample of a distributed sampler's permutation. How
+    the ranks are spread over machines (``nproc``, ``offset``) does not change them."""
+    return "single process" if config["single_spec"] else f"distributed over {config['world_size']} ranks"
 
 
 class ModelCache:
