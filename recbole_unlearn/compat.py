@@ -9,6 +9,9 @@
 - RecBole's ``ensure_dir`` checks whether a directory exists, then creates it: processes starting
   together (DDP ranks in a fresh folder) race on ``saved/`` and ``log/``, and the loser fails with
   FileExistsError. Every module that bound it gets one that tolerates the other process's directory.
+- RecBole's graph models (LightGCN, NGCF, NCL, GCMC, SpectralCF) fill their adjacency matrix with
+  ``dok_matrix._update``, which scipy 1.13 removed when its DOK format moved into ``_dict``: ours puts the
+  entries there, as the removed method did (RecBole's keys are valid (row, column) pairs).
 """
 
 import os
@@ -20,6 +23,7 @@ import recbole.trainer.trainer
 import recbole.utils
 import recbole.utils.logger
 import recbole.utils.utils
+import scipy.sparse
 
 # The RecBole modules that import ensure_dir by name (``from recbole.utils import ensure_dir``).
 MODULES_WITH_ENSURE_DIR = (
@@ -42,3 +46,11 @@ for module in MODULES_WITH_ENSURE_DIR:
 
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.dataset")
 warnings.filterwarnings("ignore", message=r"`torch\.cuda\.amp\.GradScaler", category=FutureWarning)
+
+
+def _dok_update(matrix, entries):
+    matrix._dict.update(entries)
+
+
+if not hasattr(scipy.sparse.dok_matrix, "_update"):
+    scipy.sparse.dok_matrix._update = _dok_update

@@ -21,6 +21,7 @@ from recbole.utils import ModelType
 from recbole_unlearn import distributed
 from recbole_unlearn.errors import BadInput
 from recbole_unlearn.model.answer import has_answer_vocabulary
+from recbole_unlearn.model.ranking import is_ranking
 from recbole_unlearn.precision import AUTO, resolve_precision
 from recbole_unlearn.unlearn.method import METHODS, selects_unlearning
 
@@ -34,16 +35,21 @@ def property_files(model, model_class, dataset):
     """Our YAML files that apply to ``model`` on ``dataset``, in merge order.
 
     Every registered method's defaults are always loaded: their keys carry the method's name, so one run
-    can compare several methods. RecBole's own context-aware models (scored by a click logit, not a
-    language model) also get ``model/ctr.yaml``, as RecBole gives them ``context-aware.yaml``.
+    can compare several methods. A dataset's file holds the labeled protocol (LLMRec's and the CTR
+    models'); RecBole's own context-aware models (scored by a click logit, not a language model) also get
+    ``model/ctr.yaml``, as RecBole gives them ``context-aware.yaml``. Ranking models keep RecBole's own
+    data settings, with ``model/ranking.yaml`` (and ``model/sequential.yaml``) added.
     """
-    is_ctr = model_class.type == ModelType.CONTEXT and not has_answer_vocabulary(model_class)
+    labeled = model_class.type == ModelType.CONTEXT
+    is_ctr = labeled and not has_answer_vocabulary(model_class)
     candidates = [
         PROPERTIES / "overall.yaml",
         PROPERTIES / "unlearn.yaml",
         *(method.defaults() for method in METHODS.values()),
-        PROPERTIES / "dataset" / f"{dataset}.yaml",
+        *([PROPERTIES / "dataset" / f"{dataset}.yaml"] if labeled else []),
         *([PROPERTIES / "model" / "ctr.yaml"] if is_ctr else []),
+        *([PROPERTIES / "model" / "ranking.yaml"] if is_ranking(model_class) else []),
+        *([PROPERTIES / "model" / "sequential.yaml"] if model_class.type == ModelType.SEQUENTIAL else []),
         PROPERTIES / "model" / f"{model}.yaml",
     ]
     return [str(path) for path in candidates if path and os.path.isfile(str(path))]
@@ -159,7 +165,10 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         data_root = self.final_config_dict["data_path"]
-        super()._set_default_parameters()
+        try:
+            super()._set_default_parameters()
+        except (ValueError, TypeError) as error:  # RecBole's checks of settings (topk, negative sampling, ...)
+            raise BadInput(str(error)) from error
         self.final_config_dict["data_path"] = resolve_data_path(data_root, self.dataset)
 
 

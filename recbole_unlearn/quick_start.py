@@ -16,6 +16,7 @@ from recbole_unlearn.data.fingerprints import split_sha256
 from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.cost import now
 from recbole_unlearn.evaluation.report import write_comparison
+from recbole_unlearn.model.ranking import is_ranking
 from recbole_unlearn.trainer import safe_trainer_for
 from recbole_unlearn.unlearn.experiment import check_supported, run_experiment
 from recbole_unlearn.unlearn.seeds import run_seeds
@@ -129,6 +130,13 @@ def run_recbole_unlearn(
     # Every model's methods are checked before the first model trains.
     for config in configs:
         check_supported(config)
+    ranking = {name for name in models if is_ranking(get_model(name))}
+    if ranking and len(ranking) < len(models):
+        raise BadInput(
+            f"Compare ranking models ({', '.join(sorted(ranking))}) and labeled ones "
+            f"({', '.join(name for name in models if name not in ranking)}) in separate runs: their splits, "
+            "forget sets and metrics differ."
+        )
     results = [unlearn_one(name, dataset, config=config) for name, config in zip(models, configs)]
     if len(results) > 1 and distributed.is_main():
         directory = os.path.join(configs[0]["unlearn_output_dir"], f"comparison-{dataset}-{get_local_time()}")

@@ -31,6 +31,7 @@ from recbole.evaluator import register
 from recbole_unlearn.config import init_device, load_internal_config_dict
 from recbole_unlearn.data.dataset import LLMRecDataset
 from recbole_unlearn.evaluation import metrics as m
+from recbole_unlearn.evaluation import ranking_metrics as r
 from recbole_unlearn.evaluation.metrics import register_metric
 from recbole_unlearn.model import llmrec
 from recbole_unlearn.model.answer import has_answer_vocabulary
@@ -127,8 +128,13 @@ def register_metrics():
         fmt="{:.3f}",
         compare=True,
     )
-    register_metric("unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True)
-    register_metric("seconds_to_best", m.seconds_to_best, (), "lower", label="seconds to best", fmt="{:.0f}")
+    register_ranking_metrics()
+    register_metric(
+        "unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True, family=None
+    )
+    register_metric(
+        "seconds_to_best", m.seconds_to_best, (), "lower", label="seconds to best", fmt="{:.0f}", family=None
+    )
     register_metric(
         "test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True
     )
@@ -168,8 +174,8 @@ def register_metrics():
     register_metric("test_auc_active", m.test_auc_active, test, "higher", True)
     register_metric("test_auc_inactive", m.test_auc_inactive, test, "higher", True)
     register_metric("fairness_gap", m.fairness_gap, test, receipt=True, label="fairness gap")
-    register_metric("peak_rss_mib", m.cost("peak_rss_mib"), (), "lower")
-    register_metric("peak_gpu_mib", m.cost("peak_gpu_mib"), (), "lower")
+    register_metric("peak_rss_mib", m.cost("peak_rss_mib"), (), "lower", family=None)
+    register_metric("peak_gpu_mib", m.cost("peak_gpu_mib"), (), "lower", family=None)
     register_metric(
         "trainable_parameters",
         m.trainable_parameters,
@@ -178,8 +184,32 @@ def register_metrics():
         fmt="{:,}",
         table=False,
         compare=True,
+        family=None,
     )
-    register_metric("trainable_share", m.trainable_share, (), label="trainable", fmt="{:.2%}", compare=True)
+    register_metric(
+        "trainable_share", m.trainable_share, (), label="trainable", fmt="{:.2%}", compare=True, family=None
+    )
+
+
+def register_ranking_metrics():
+    """Ranking models' columns (K: the largest of RecBole's ``topk``), placed before the costs."""
+
+    def ranking(name, compute, better=None, receipt=False, label=None, **shown):
+        register_metric(name, compute, (), better, receipt, label, family="ranking", **shown)
+
+    ranking("test_ndcg", r.utility("test", "ndcg"), "higher", True, "test NDCG@K", compare=True)
+    ranking("test_recall", r.utility("test", "recall"), "higher", True, "test Recall@K")
+    ranking("test_hit", r.utility("test", "hit"), "higher", label="test HR@K", table=False)
+    ranking("test_mrr", r.utility("test", "mrr"), "higher", label="test MRR@K", table=False)
+    ranking("valid_ndcg", r.utility("valid", "ndcg"), "higher", True)
+    ranking("forget_gap_closed_topk", r.forget_gap_closed_topk, "higher", True, "gap closed (top-K)", compare=True)
+    # Residual exposure: no direction (the target is the Retrain model's share, not zero).
+    ranking("forget_exposure", r.forget_exposure, None, True, "exposure@K", compare=True)
+    ranking("forget_topk_overlap", r.forget_topk_overlap, "higher", True, "top-K overlap")
+    ranking("forget_catalogue_jsd", r.forget_catalogue_jsd, "lower", True, "catalogue JSD")
+    ranking("forget_score_mia_auc", r.forget_score_mia_auc, None, True, "MIA AUC", compare=True)
+    ranking("forget_score_privleak", r.forget_score_privleak, None, True, "privleak", fmt="{:.1f}", compare=True)
+    ranking("fairness_gap_ndcg", r.fairness_gap_ndcg, None, True, "fairness gap (NDCG)")
 
 
 def register_all():

@@ -164,9 +164,9 @@ def test_bad_lora_targets_fail_before_training(workdir):
             r"Model ItemKNN cannot be unlearned by method\(s\) neggrad: it is not trained by gradient descent",
         ),
         (
-            "BPR",
+            "CKE",
             "retrain,e2urec",
-            r"Model BPR cannot be unlearned by method\(s\) retrain, e2urec: it is not a context-aware model",
+            r"Model CKE cannot be unlearned by method\(s\) retrain, e2urec: RecBole ModelType.KNOWLEDGE models",
         ),
     ],
 )

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -80,16 +81,19 @@ def test_run_recbole_with_a_method_runs_the_experiment_and_writes_what_our_cli_w
     assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
 
 
-def test_objective_function_returns_the_unlearning_metrics_of_one_trial(unlearning):
+def test_objective_function_returns_the_unlearning_metrics_of_one_trial(unlearning, tmp_path, monkeypatch):
     workdir, _ = unlearning
-    cached = sorted(os.listdir(workdir / "unlearn" / "cache"))
+    # A copy of the shared output folder: this trial's run folder stays out of the other tests'.
+    output = shutil.copytree(workdir / "unlearn", tmp_path / "unlearn")
+    monkeypatch.chdir(workdir)
+    cached = sorted(os.listdir(output / "cache"))
     config = tiny(
         model="LLMRec",
         dataset="ml-100k",
         unlearn_method="e2urec",
         e2urec_alpha=1.0,
         unlearn_objective="forget_jsd_yesno",
-        unlearn_output_dir=str(workdir / "unlearn"),
+        unlearn_output_dir=str(output),
     )
     result = objective_function(config_dict=config)
     assert result["model"] == "LLMRec" and result["valid_score_bigger"] is False
@@ -97,7 +101,7 @@ def test_objective_function_returns_the_unlearning_metrics_of_one_trial(unlearni
     assert {"auc", "logloss", "forget_auc", "forget_jsd", "unlearn_seconds"} <= set(result["test_result"])
     # A lower-is-better objective only orders the trials: the Original and Retrain still keep their best
     # valid AUC epoch, so the models run_recbole cached above serve this trial unchanged.
-    assert sorted(os.listdir(workdir / "unlearn" / "cache")) == cached
+    assert sorted(os.listdir(output / "cache")) == cached
 
 
 def test_several_methods_or_seeds_are_refused_by_a_recbole_trainer(workdir):

@@ -93,9 +93,9 @@ def test_original_and_retrain_are_cached_with_their_outputs_and_the_original_nev
     first_run, output_dir, monkeypatch
 ):
     cache = output_dir / "out" / "cache"
-    (original,) = cache.glob("*-original-*.safetensors")
-    assert len(list(cache.glob("outputs/*-original-*.safetensors"))) == 1
-    assert len(list(cache.glob("outputs/*-retrain-*.safetensors"))) == 1
+    (original,) = cache.glob("LLMRec-original-*.safetensors")
+    assert len(list(cache.glob("outputs/LLMRec-original-*.safetensors"))) == 1
+    assert len(list(cache.glob("outputs/LLMRec-retrain-*.safetensors"))) == 1
     before = file_sha256(original)
     evaluated = []
     collect = protocol_module.collect_outputs

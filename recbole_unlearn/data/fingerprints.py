@@ -12,8 +12,11 @@ def raw_users_items(dataset):
 
 
 def interaction_tokens(dataset):
-    """``user:item:label`` in raw tokens for every row of ``dataset``."""
+    """``user:item:label`` in raw tokens for every row of ``dataset`` (``user:item`` for a ranking model's
+    data, which has no label: every row is an interaction)."""
     users, items = raw_users_items(dataset)
+    if dataset.label_field not in dataset.inter_feat:
+        return [f"{user}:{item}" for user, item in zip(users, items)]
     labels = dataset.inter_feat[dataset.label_field].numpy()
     return [f"{user}:{item}:{label:g}" for user, item, label in zip(users, items, labels)]
 

@@ -1,16 +1,29 @@
 """RecBole dataloaders for the forget, retain and shard subsets of a training split."""
 
 from recbole.data.utils import get_dataloader
+from recbole.sampler import Sampler
 
 from recbole_unlearn.batching import length_bucketed
 from recbole_unlearn.config import config_with
 
 
-def train_loader(config, dataset, batch_size=None):
-    """Shuffled training batches of ``dataset`` (a subset of the training split), by prompt length."""
+def negative_sampler(config, seen):
+    """RecBole's training sampler drawing, for each user, items that user has no interaction with in
+    ``seen`` (a dataset); None where the model trains without sampled negatives."""
+    args = config["train_neg_sample_args"]
+    if not args or args.get("distribution") in (None, "none") or not args.get("sample_num"):
+        return None
+    return Sampler(["train"], [seen], args["distribution"], args.get("alpha", 1.0)).set_phase("train")
+
+
+def train_loader(config, dataset, batch_size=None, seen=None):
+    """Shuffled training batches of ``dataset`` (a subset of the training split), by prompt length; sampled
+    negatives (for a model trained with them) avoid each user's items in ``seen`` (default: ``dataset``,
+    so that removed interactions shape nothing, not even which items count as negatives)."""
     if batch_size:
         config = config_with(config, train_batch_size=batch_size)
-    return length_bucketed(get_dataloader(config, "train")(config, dataset, None, shuffle=True))
+    sampler = negative_sampler(config, dataset if seen is None else seen)
+    return length_bucketed(get_dataloader(config, "train")(config, dataset, sampler, shuffle=True))
 
 
 def eval_loader(config, dataset):

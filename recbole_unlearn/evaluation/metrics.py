@@ -1,10 +1,11 @@
 """The metric table: every column of a result row is declared here once, and read from here by the
 evaluation, ``results.json``, the tables, the plots and ``verify``.
 
-A metric is a function of an ``Evaluation`` (``recbole_unlearn.evaluation.outputs``) returning a float,
-registered with ``register_metric`` (the built-in ones in ``recbole_unlearn.registry``). Utility is
-measured on test by RecBole's own evaluator; forgetting on the forget set, by how close the model's
-answer distribution is to the Retrain model's, per sample, averaged (see ``distances``).
+A metric is a function of an evaluation returning a float, registered with ``register_metric`` (the
+built-in ones in ``recbole_unlearn.registry``) for one model family: ``labeled`` models (LLMRec and CTR
+models, an ``Evaluation`` of ``recbole_unlearn.evaluation.outputs``), ``ranking`` models (general and
+sequential, a ``RankingEvaluation``), or both (``None``: costs). Utility is measured by RecBole's own
+evaluator; forgetting on the forget set, by how close the model's answers are to the Retrain model's.
 """
 
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from recbole_unlearn.evaluation.distances import DISTANCES
 SPLITS = ("test", "valid", "forget", "holdout")
 # Other models' outputs a metric can read: the Retrain model's and the Original's (on the same splits).
 REFERENCES = ("retrained", "original")
+# Model families a metric can apply to: yes/no answers on labeled interactions, or rankings of the catalogue.
+FAMILIES = ("labeled", "ranking")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Metric:
     fmt: str = "{:.4f}"
     table: bool = True  # a column of the per-model table (when it has a label)
     compare: bool = False  # a column of the comparison table across models (when it has a label)
+    family: str | None = "labeled"  # the models it applies to: "labeled", "ranking", or None (every model)
 
     def show(self, value):
         return self.fmt.format(value)
@@ -45,15 +49,26 @@ METRICS = {}
 
 
 def register_metric(
-    name, compute, needs=("forget",), better=None, receipt=False, label=None, fmt="{:.4f}", table=True, compare=False
+    name,
+    compute,
+    needs=("forget",),
+    better=None,
+    receipt=False,
+    label=None,
+    fmt="{:.4f}",
+    table=True,
+    compare=False,
+    family="labeled",
 ):
     """Declare a metric (idempotent for the same function); columns appear in registration order."""
     unknown = set(needs) - {*SPLITS, *REFERENCES}
     if unknown:
         raise BadInput(f"Metric {name!r} needs unknown data {sorted(unknown)}; choose from {[*SPLITS, *REFERENCES]}.")
+    if family not in (None, *FAMILIES):
+        raise BadInput(f"Metric {name!r}: family must be one of {list(FAMILIES)} or None, got {family!r}.")
     if better not in (None, "higher", "lower"):
         raise BadInput(f"Metric {name!r}: better must be 'higher', 'lower' or None, got {better!r}.")
-    metric = Metric(name, compute, tuple(needs), better, receipt, label, fmt, table, compare)
+    metric = Metric(name, compute, tuple(needs), better, receipt, label, fmt, table, compare, family)
     registered = METRICS.get(name)
     if registered is not None and _origin(registered.compute) != _origin(compute):
         raise BadInput(f"Metric name {name!r} is taken by {'.'.join(_origin(registered.compute))}.")
@@ -66,7 +81,9 @@ def _origin(function):
 
 
 def needed_splits():
-    return [split for split in SPLITS if any(split in metric.needs for metric in METRICS.values())]
+    """The splits a labeled model's metrics read."""
+    labeled = [metric for metric in METRICS.values() if metric.family != "ranking"]
+    return [split for split in SPLITS if any(split in metric.needs for metric in labeled)]
 
 
 def table_metrics(compare=False):
@@ -79,18 +96,17 @@ def receipt_metrics():
 
 
 def compute_row(name, evaluation):
-    """The result row of one evaluated model: every registered metric, then any other RecBole test metric
-    the user's ``metrics`` asked for."""
+    """The result row of one evaluated model: every registered metric of its family, then the other
+    RecBole metrics it was evaluated on (``evaluation.extra_columns``)."""
     row = {"method": name}
-    row.update({metric.name: metric.compute(evaluation) for metric in METRICS.values()})
-    if "test" in evaluation.outputs:
-        row.update(
-            {
-                f"test_{key}": float(value)
-                for key, value in evaluation.recbole("test").items()
-                if f"test_{key}" not in row
-            }
-        )
+    row.update(
+        {
+            metric.name: metric.compute(evaluation)
+            for metric in METRICS.values()
+            if metric.family in (None, evaluation.family)
+        }
+    )
+    row.update({key: value for key, value in evaluation.extra_columns().items() if key not in row})
     return row
 
 

@@ -130,6 +130,13 @@ class Evaluation:
     total_parameters: int
     active_users: np.ndarray = None  # internal ids of the training split's most active users
     _recbole_results: dict = field(default_factory=dict, repr=False)
+    family: str = field(default="labeled", init=False)
+
+    def extra_columns(self):
+        """The RecBole test metrics the user's ``metrics`` asked for (``test_<key>``)."""
+        if "test" not in self.outputs:
+            return {}
+        return {f"test_{key}": float(value) for key, value in self.recbole("test").items()}
 
     def recbole(self, split):
         """RecBole's evaluator on ``split`` (AUC, LogLoss, ACC and the user's ``metrics``), computed once."""

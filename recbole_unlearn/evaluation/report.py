@@ -16,6 +16,9 @@ from recbole_unlearn.evaluation.summary import claims_table  # noqa: E402
 from recbole_unlearn.provenance import describe_machine  # noqa: E402
 
 REFERENCE_ROWS = ("original", "retrain")
+# Per model family: the (utility, forgetting distance) the plots show.
+PLOTTED = {"labeled": ("test_auc", "forget_jsd_yesno"), "ranking": ("test_ndcg", "forget_catalogue_jsd")}
+TRADEOFF = {"labeled": ("test_auc", "forget_jsd"), "ranking": ("test_ndcg", "forget_catalogue_jsd")}
 FINGERPRINTS = ("split_sha256", "forget_sha256")
 
 
@@ -29,6 +32,15 @@ def cell(metric, row):
     return f"{metric.show(mean)} ± {metric.show(half_width)}"
 
 
+def has_value(row, name):
+    return name in row or f"{name}_mean" in row
+
+
+def family_of(rows):
+    """The model family of result rows: ``ranking`` if they hold ranking metrics, else ``labeled``."""
+    return "ranking" if any(has_value(row, "test_ndcg") for row in rows) else "labeled"
+
+
 def value_and_error(row, key):
     """(value, 95% CI half-width) of ``key`` in a result row (no error) or a summary row over seeds."""
     if key in row:
@@ -40,7 +52,8 @@ def value_and_error(row, key):
 def markdown_table(rows, compare=False):
     """The rows as a markdown table of the registered metrics that have a label (``compare``: the
     comparison's columns, with the model first); summary rows over seeds show ``mean ± 95% CI``."""
-    metrics = table_metrics(compare)
+    # A model family's columns only: rows hold the metrics of their family.
+    metrics = [metric for metric in table_metrics(compare) if all(has_value(row, metric.name) for row in rows)]
     keys = ["model", "method"] if compare else ["method"]
     lines = [
         "| " + " | ".join(keys + [metric.label for metric in metrics]) + " |",
@@ -116,13 +129,14 @@ def write_comparison(results, directory):
 
 
 def comparison_plot(rows, path, title):
-    """Test AUC and forget-set JSD (y/n) to Retrain of every method, grouped by model."""
+    """Test utility (AUC, or NDCG@K) and the forget-set distance to Retrain of every method, by model."""
     models = list(dict.fromkeys(row["model"] for row in rows))
     methods = list(dict.fromkeys(row["method"] for row in rows))
     value = {(row["model"], row["method"]): row for row in rows}
     width = 0.8 / len(methods)
     figure, panels = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(models) * 2), 4.5))
-    for panel, key in zip(panels, ("test_auc", "forget_jsd_yesno")):
+    utility = PLOTTED[family_of(rows)][0]
+    for panel, key in zip(panels, PLOTTED[family_of(rows)]):
         label = METRICS[key].label
         for offset, method in enumerate(methods):
             bars = [value_and_error(value[(m, method)], key) if (m, method) in value else (math.nan, 0) for m in models]
@@ -132,7 +146,7 @@ def comparison_plot(rows, path, title):
         panel.set_xticks(range(len(models)), models, rotation=30)
         panel.set_ylabel(label)
         panel.grid(axis="y", alpha=0.3)
-    lows = [value_and_error(row, "test_auc")[0] for row in rows]
+    lows = [value_and_error(row, utility)[0] for row in rows]
     panels[0].set_ylim(max(0.0, min(lows) - 0.05), min(1.0, max(lows) + 0.02))
     panels[1].legend(fontsize=8)
     figure.suptitle(title)
@@ -142,12 +156,13 @@ def comparison_plot(rows, path, title):
 
 
 def tradeoff_plot(rows, path, title):
-    """Forget-set JSD to Retrain (lower = closer to retraining) against test AUC, one point per method
+    """Forget-set JSD to Retrain (lower = closer to retraining) against test utility, one point per method
     (summary rows over seeds: their means, with 95% CI error bars)."""
+    utility, distance = TRADEOFF[family_of(rows)]
     figure, axes = plt.subplots(figsize=(6, 4.5))
     for row in rows:
         reference = row["method"] in REFERENCE_ROWS
-        (x, x_error), (y, y_error) = value_and_error(row, "forget_jsd"), value_and_error(row, "test_auc")
+        (x, x_error), (y, y_error) = value_and_error(row, distance), value_and_error(row, utility)
         axes.errorbar(
             x,
             y,
@@ -160,8 +175,8 @@ def tradeoff_plot(rows, path, title):
             zorder=3,
         )
         axes.annotate(row["method"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
-    axes.set_xlabel(f"{METRICS['forget_jsd'].label} to Retrain (full answer distribution)")
-    axes.set_ylabel(METRICS["test_auc"].label)
+    axes.set_xlabel(f"{METRICS[distance].label} to Retrain (full answer distribution)")
+    axes.set_ylabel(METRICS[utility].label)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()

@@ -1,7 +1,8 @@
-"""The answer distribution every teacher and forgetting metric uses, for any RecBole context-aware model.
+"""The answer distribution every teacher and forgetting metric uses, for any RecBole model.
 
 A model with ``answer_logits`` (LLMRec, SISA's shard ensemble) answers over its vocabulary at the
-answer position. A built-in CTR model (LR, FM, DeepFM, ...) answers over two outcomes, (like, not
+answer position. A ranking model (general or sequential) answers with its training objective
+(``recbole_unlearn.model.ranking``). A built-in CTR model (LR, FM, DeepFM, ...) answers over two outcomes, (like, not
 like), with logits ``(s/2, -s/2)`` for its click logit ``s``: the softmax gives ``sigmoid(s)``, RecBole's
 own prediction, and a move of the click logit shows as a rise of one of the two logits, as a language
 model's yes/no tokens do, so E2URec's forgetting teacher pushes down whichever the forget data raised.
@@ -10,8 +11,10 @@ model's yes/no tokens do, so E2URec's forgetting teacher pushes down whichever t
 import contextlib
 
 import torch
+from recbole.data.interaction import Interaction
 
 from recbole_unlearn.model.llmrec import IGNORE_INDEX
+from recbole_unlearn.model.ranking import is_ranking, ranking_flipped, ranking_logits, ranking_targets
 
 # Index of each outcome in a two-way distribution, the order of LLMRec's answer_words (yes, no).
 LIKE, DISLIKE = 0, 1
@@ -59,6 +62,8 @@ def answer_logits(model, interaction):
     """Full answer-distribution logits, shape [batch, outcomes] (outcomes = vocabulary or 2)."""
     if has_answer_vocabulary(model):
         return model.answer_logits(interaction)
+    if is_ranking(model):
+        return ranking_logits(model, interaction)
     half = click_logit(model, interaction) / 2
     return torch.stack([half, -half], dim=-1)
 
@@ -80,7 +85,17 @@ def answer_targets(model, interaction, label_field):
     """The index of each sample's true answer in ``answer_logits``."""
     if has_answer_vocabulary(model):
         return model.answer_token_ids(interaction)
+    if is_ranking(model):
+        return ranking_targets(model, interaction, label_field)
     return torch.where(interaction[label_field] > 0.5, LIKE, DISLIKE)
+
+
+def flipped_answers(model, interaction, label_field):
+    """``interaction`` with the opposite true answer (flipped labels), or None where an answer has no
+    opposite (a ranking model's catalogue answer)."""
+    if is_ranking(model):
+        return ranking_flipped(model, interaction, label_field)
+    return Interaction({**interaction.interaction, label_field: 1 - interaction[label_field]})
 
 
 def first_answer(model, interaction, label_field):

@@ -6,47 +6,50 @@ from logging import getLogger
 
 from recbole_unlearn import distributed
 from recbole_unlearn.data.forget import ForgetRequest
-from recbole_unlearn.errors import BadInput
+from recbole_unlearn.errors import NotApplicable
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
 from recbole_unlearn.precision import training_precision
 from recbole_unlearn.provenance import machine
-from recbole_unlearn.unlearn.method import get_unlearn_methods
+from recbole_unlearn.unlearn.method import get_unlearn_methods, selects_every_method
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import write_receipt
 from recbole_unlearn.unlearn.sequential import continue_after
 
 
 def check_supported(config):
-    """Fail before any data is read if a selected method cannot unlearn the configured model, or the forget
-    request is malformed (ids are checked against the data later)."""
+    """The selected methods that can unlearn the configured model, checked before any data is read (also
+    that the forget request is well formed; ids are checked against the data later). A method named
+    explicitly that cannot is an error; ``unlearn_method: all`` skips it, logging why."""
     ForgetRequest.from_config(config)
-    reasons = {}
+    methods, reasons = [], {}
     for method in get_unlearn_methods(config["unlearn_method"]):
         reason = method.unsupported_reason(config)
         if reason:
             reasons.setdefault(reason, []).append(method.name)
+        else:
+            methods.append(method)
+    message = "; ".join(
+        f"Model {config['model']} cannot be unlearned by method(s) {', '.join(names)}: {reason}"
+        for reason, names in reasons.items()
+    )
+    if reasons and (not selects_every_method(config["unlearn_method"]) or not methods):
+        raise NotApplicable(message + ".")
     if reasons:
-        raise BadInput(
-            "; ".join(
-                f"Model {config['model']} cannot be unlearned by method(s) {', '.join(names)}: {reason}"
-                for reason, names in reasons.items()
-            )
-            + "."
-        )
+        getLogger().warning(f"Skipping: {message}.")
+    return methods
 
 
 def run_experiment(config):
     """The experiment ``config`` describes: ``rows`` (one per model), ``run_dir``, ``context`` and ``model``
     (the last method's unlearned model)."""
-    check_supported(config)
-    methods = get_unlearn_methods(config["unlearn_method"])
+    methods = check_supported(config)
     previous = config["unlearn_after"]
     if previous:
-        protocol, start, start_cost = continue_after(previous, config, methods)
+        protocol, start, start_cost, methods = continue_after(previous, config, methods)
         start_name = "previous"
     else:
         protocol = UnlearnProtocol(config)
-        protocol.check(methods)
+        methods = protocol.check(methods)
         (start, start_cost), start_name = protocol.original(), "original"
     retrained, retrain_cost = protocol.retrain(start)
     retrained_outputs = protocol.evaluated_outputs(retrained, retrained, cached_as="retrain")

@@ -8,12 +8,16 @@ entry-point group.
 
 import json
 from importlib.resources import files
+from logging import getLogger
 
 from recbole.utils import ModelType
 
-from recbole_unlearn.errors import BadInput
+from recbole_unlearn.errors import BadInput, NotApplicable
 
 METHOD_DEFAULTS = files("recbole_unlearn.properties") / "method"
+# Labeled (context-aware, LLMRec) and ranking (general, sequential, and general models fitted without
+# gradient descent) models.
+SUPPORTED_TYPES = (ModelType.CONTEXT, ModelType.GENERAL, ModelType.SEQUENTIAL, ModelType.TRADITIONAL)
 # Registered methods by name, in registration order (the order of ``unlearn_method: all``).
 METHODS = {}
 
@@ -45,11 +49,10 @@ class UnlearnMethod:
         model_type = config["MODEL_TYPE"]
         if model_type in (ModelType.TRADITIONAL, ModelType.DECISIONTREE) and cls.needs_gradients:
             return f"it is not trained by gradient descent (RecBole {model_type})"
-        if model_type != ModelType.CONTEXT:
-            return (
-                f"it is not a context-aware model (RecBole {model_type}); unlearning compares answer "
-                "distributions on labeled interactions, which LLMRec and RecBole's context-aware models give"
-            )
+        if model_type == ModelType.DECISIONTREE:
+            return f"its trees live outside torch (RecBole {model_type}): no checkpoint to keep or verify"
+        if model_type not in SUPPORTED_TYPES:
+            return f"RecBole {model_type} models are not supported: unlearning needs one model per training split"
         return None
 
     @classmethod
@@ -110,6 +113,27 @@ def selects_unlearning(unlearn_method):
     ``objective_function``) needs before it runs the protocol (our own entry points run every method
     when it is unset)."""
     return unlearn_method not in (None, "none")
+
+
+def selects_every_method(unlearn_method):
+    """Whether ``unlearn_method`` selects every method (``all``, or unset), which skips inapplicable ones."""
+    return unlearn_method is None or (isinstance(unlearn_method, str) and unlearn_method.strip() == "all")
+
+
+def applicable(config, methods, check):
+    """``methods`` that ``check(method)`` does not refuse with ``NotApplicable``; under ``unlearn_method:
+    all`` the refused ones are skipped (their reasons logged), else the refusal is raised."""
+    kept = []
+    for method in methods:
+        try:
+            check(method)
+        except NotApplicable as reason:
+            if not selects_every_method(config["unlearn_method"]):
+                raise
+            getLogger().warning(f"Skipping {method.name}: {reason}")
+        else:
+            kept.append(method)
+    return kept
 
 
 def get_unlearn_methods(names):

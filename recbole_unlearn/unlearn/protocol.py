@@ -1,6 +1,10 @@
 """One unlearning experiment's steps: data and forget request -> Original -> Retrain -> a method ->
 evaluation. The Original and Retrain models (and SISA's shards trained before the request) come from the
 ``ModelCache``; the order of the steps is ``recbole_unlearn.quick_start``'s.
+
+A ranking model (general or sequential) is built on the data it is trained on (a graph model's graph is
+data: LightGCN's holds every training interaction), so every model after the request, fine-tuned ones
+included, holds only the retained data; its evaluation is ``recbole_unlearn.evaluation.ranking``'s.
 """
 
 import hashlib
@@ -19,13 +23,17 @@ from recbole_unlearn.data.fingerprints import interaction_tokens, split_sha256
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.groups import active_users, holdout_rows
 from recbole_unlearn.data.loaders import eval_loader, train_loader
+from recbole_unlearn.data.sequences import is_sequential, retained_samples
 from recbole_unlearn.evaluation.cost import CostMeter, add_to_summary
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
+from recbole_unlearn.evaluation.ranking import ForgetQueries, collect_ranking_outputs
+from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
+from recbole_unlearn.model.ranking import is_ranking
 from recbole_unlearn.provenance import code_sha256
 from recbole_unlearn.trainer import safe_trainer_for
 from recbole_unlearn.unlearn.cache import ModelCache, config_key, load_outputs, outputs_path, save_outputs
-from recbole_unlearn.unlearn.method import METHODS, hyperparameters
+from recbole_unlearn.unlearn.method import METHODS, applicable, hyperparameters
 
 
 class UnlearnProtocol:
@@ -37,18 +45,33 @@ class UnlearnProtocol:
         dataset = create_dataset(config)
         self.train_data, self.valid_data, self.test_data = data_preparation(config, dataset)
         self.train_dataset = self.train_data._dataset
+        self.ranking = is_ranking(get_model(config["model"]))
         self.request = ForgetRequest.from_config(config)
         self.forget_mask, self.removed_mask = self.request.masks_after(self.train_dataset, removed_before)
         self.forget_rows = np.flatnonzero(self.forget_mask)
         self.retain_rows = np.flatnonzero(~self.removed_mask)
-        self.forget_data = eval_loader(config, self.subset(self.forget_rows))
-        self.example = next(iter(self.forget_data))[0].to(config["device"])
-        # Membership-inference non-members: as many validation samples as forget samples (seeded).
-        valid = self.valid_data._dataset
-        self.holdout_rows = holdout_rows(valid, len(self.forget_rows), config["seed"])
-        holdout = eval_loader(config, valid.copy(valid.inter_feat[self.holdout_rows]))
-        splits = {"test": self.test_data, "valid": self.valid_data, "forget": self.forget_data, "holdout": holdout}
-        self.eval_loaders = {split: length_sorted(data) for split, data in splits.items()}
+        # An item-level request removes its items from the history-only first position of every sequence.
+        self.removed_first_items = (
+            np.unique(self.train_dataset.inter_feat[self.train_dataset.iid_field].numpy()[self.forget_rows])
+            if self.request.level == "item"
+            else np.array([], dtype=np.int64)
+        )
+        self.retained_dataset = self.retained_subset(self.retain_rows)
+        if self.ranking:
+            self.example = next(iter(self.forget_loader())).to(config["device"])
+            datasets = [data._dataset for data in (self.train_data, self.valid_data, self.test_data)]
+            self.queries = ForgetQueries.build(
+                config, self.train_dataset, self.forget_rows, self.removed_mask, datasets, config["seed"]
+            )
+        else:
+            forget_data = eval_loader(config, self.subset(self.forget_rows))
+            self.example = next(iter(forget_data))[0].to(config["device"])
+            # Membership-inference non-members: as many validation samples as forget samples (seeded).
+            valid = self.valid_data._dataset
+            self.holdout_rows = holdout_rows(valid, len(self.forget_rows), config["seed"])
+            holdout = eval_loader(config, valid.copy(valid.inter_feat[self.holdout_rows]))
+            splits = {"test": self.test_data, "valid": self.valid_data, "forget": forget_data, "holdout": holdout}
+            self.eval_loaders = {split: length_sorted(data) for split, data in splits.items()}
         self.active_users = active_users(self.train_dataset, config["unlearn_active_user_share"])
         self.fingerprints = {
             "split_sha256": split_sha256(self.train_data, self.valid_data, self.test_data),
@@ -72,10 +95,9 @@ class UnlearnProtocol:
         )
 
     def check(self, methods):
-        """Start-up check that every method can unlearn this model, before anything is trained."""
+        """The ``methods`` that can unlearn this model, checked before anything is trained (``applicable``)."""
         model = self.new_model()
-        for method in methods:
-            method.check(self.config, model, self.example)
+        return applicable(self.config, methods, lambda method: method.check(self.config, model, self.example))
 
     def rows_sha256(self, rows):
         """SHA-256 of the sorted raw user:item:label of some training rows."""
@@ -94,23 +116,51 @@ class UnlearnProtocol:
         }
 
     def subset(self, rows):
+        """Training rows as they are (a forgotten sample with the history it was trained on)."""
         return self.train_dataset.copy(self.train_dataset.inter_feat[rows])
 
+    def retained_subset(self, rows):
+        """Retained training rows with nothing removed in them: a sequential sample's history rebuilt
+        without the removed interactions (``recbole_unlearn.data.sequences``)."""
+        if is_sequential(self.train_dataset):
+            return retained_samples(self.train_dataset, rows, self.removed_mask, self.removed_first_items)
+        return self.subset(rows)
+
     def subset_loader(self, rows, batch_size=None):
+        """Training batches of rows as they were before the request (SISA's shards trained before it)."""
         return train_loader(self.config, self.subset(rows), batch_size)
+
+    def retained_loader(self, rows, batch_size=None):
+        """Training batches of retained rows; sampled negatives avoid each user's retained items only."""
+        return train_loader(self.config, self.retained_subset(rows), batch_size, seen=self.retained_dataset)
+
+    def forget_loader(self, batch_size=None):
+        """Training batches of the forget rows; sampled negatives avoid each user's training items."""
+        return train_loader(self.config, self.subset(self.forget_rows), batch_size, seen=self.train_dataset)
 
     def checkpoint_path(self, name):
         return os.path.join(self.run_dir, f"{name}.safetensors")
 
-    def new_model(self, config=None):
+    def new_model(self, config=None, dataset=None):
+        """A new model of ``dataset`` (a ranking model's data; default: the training split)."""
         config = config or self.config
         init_seed(config["seed"], config["reproducibility"])
-        return get_model(config["model"])(config, self.train_dataset).to(config["device"])
+        dataset = dataset if dataset is not None and self.ranking else self.train_dataset
+        return get_model(config["model"])(config, dataset).to(config["device"])
+
+    def on_retained_data(self, model):
+        """``model``'s weights in a model built on the retained data (a ranking model's graph without the
+        removed interactions); ``model`` itself for other models."""
+        if not self.ranking:
+            return model
+        rebuilt = self.new_model(dataset=self.retained_dataset)
+        rebuilt.load_state_dict(model.state_dict())
+        return rebuilt
 
     def train(self, name, train_data, valid_data, config=None):
         """A new model trained with RecBole's trainer (best valid checkpoint, or the last epoch)."""
         config = config or self.config
-        model = self.new_model(config)
+        model = self.new_model(config, train_data._dataset)
         trainer = safe_trainer_for(config)(config, model)
         trainer.provenance["split_sha256"] = self.fingerprints["split_sha256"]
         trainer.resume_dir = self.cache.resume_dir(name)
@@ -126,11 +176,16 @@ class UnlearnProtocol:
         self.files[name] = trainer.saved_model_file
         return model
 
-    def cached(self, name, key, build):
-        """The model ``build()`` returns, kept in the cache under ``key``, and its cost when built."""
+    def cached(self, name, key, build, dataset=None):
+        """The model ``build()`` returns, kept in the cache under ``key``, and its cost when built
+        (``dataset``: what a ranking model is built on, as ``load``'s)."""
         expected = self.expected(key)
         model, cost, path = self.cache.get(
-            name, key, build, lambda path: self.load(name, path, expected), {**self.provenance(name=name), **expected}
+            name,
+            key,
+            build,
+            lambda path: self.load(name, path, expected, dataset),
+            {**self.provenance(name=name), **expected},
         )
         self.files[name] = path
         return model, cost
@@ -142,9 +197,12 @@ class UnlearnProtocol:
     def expected(self, key):
         return {"key": key, "dataset": self.config["dataset"], "split_sha256": self.fingerprints["split_sha256"]}
 
-    def load(self, name, path, expected=None):
-        """A model of this protocol's data read from a checkpoint, and its recorded cost."""
-        model = self.new_model()
+    def load(self, name, path, expected=None, dataset=None):
+        """A model of this protocol's data read from a checkpoint, and its recorded cost. A ranking model is
+        built on ``dataset``: by default the training split for the Original, else the retained data."""
+        if dataset is None:
+            dataset = self.train_dataset if name in ("original", "previous") else self.retained_dataset
+        model = self.new_model(dataset=dataset)
         expect = expected or {"split_sha256": self.fingerprints["split_sha256"]}
         metadata = load_checkpoint(model, path, self.config["device"], expect=expect)
         self.logger.info(f"Loaded {name} from {path}")
@@ -158,17 +216,19 @@ class UnlearnProtocol:
         """The Retrain model: trained from scratch without everything removed so far (cached)."""
         retrain = next(method for method in METHODS.values() if method.is_retrain)
         key = self.key(self.fingerprints["removed_sha256"])
-        return self.cached(retrain.name, key, lambda: retrain.run(self, start))
+        return self.cached(retrain.name, key, lambda: retrain.run(self, start), self.retained_dataset)
 
     def trained_before_request(self, name, rows, config, valid_data=None):
         """A model of part of the training split, trained before any request (cached; a method that
         asks for it is not charged for its training)."""
         rows_hash = hashlib.sha256(np.asarray(rows).tobytes()).hexdigest()
         key = self.key(name, rows_hash, "early-stopped" if valid_data is not None else "", config=config)
-        return self.cached(name, key, lambda: self.train(name, self.subset_loader(rows), valid_data, config))[0]
+        build = lambda: self.train(name, self.subset_loader(rows), valid_data, config)  # noqa: E731
+        return self.cached(name, key, build, self.subset(rows))[0]
 
     def unlearn(self, method, start):
         """Run ``method`` from ``start``, seeded as a new model is (what ran before cannot change its draws)."""
+        start = self.on_retained_data(start)
         init_seed(self.config["seed"], self.config["reproducibility"])
         with CostMeter() as meter:
             model = method.run(self, start)
@@ -178,7 +238,7 @@ class UnlearnProtocol:
         """``compute()``'s outputs, kept next to the cached checkpoint ``name`` under a key of that checkpoint,
         the Retrain checkpoint, the data and the splits evaluated."""
         path = self.files.get(name) if name else None
-        if path is None or os.path.dirname(path) != self.cache.directory:
+        if self.ranking or path is None or os.path.dirname(path) != self.cache.directory:
             return compute()
         recorded = distributed.on_main(
             lambda: {
@@ -210,6 +270,10 @@ class UnlearnProtocol:
         on the forget set also its distances to the Retrain model (whose answers ``retrained_outputs`` may
         hold). Evaluating the Retrain model itself keeps its forget-set answers within
         ``unlearn_eval_cache_max_mib``."""
+        if self.ranking:
+            return collect_ranking_outputs(
+                self.config, model, self.valid_data, self.test_data, self.queries, retrained=retrained
+            )
         label, user = self.config["LABEL_FIELD"], self.config["USER_ID_FIELD"]
         outputs = {}
         for split in needed_splits():
@@ -231,7 +295,7 @@ class UnlearnProtocol:
     def evaluate(self, name, model, cost, outputs, retrained_outputs, original_outputs):
         """The result row of ``model`` from its ``outputs`` and those of the Retrain model and the Original
         (or the model a sequential request starts from)."""
-        evaluation = Evaluation(
+        evaluation = (RankingEvaluation if self.ranking else Evaluation)(
             config=self.config,
             outputs=outputs,
             retrained=retrained_outputs,

@@ -86,7 +86,7 @@ def write_receipt(protocol, method, row, cost, previous=None):
         "original": _files(protocol.start_files or [protocol.files["original"]], directory),
         "retrain": _files([protocol.files["retrain"]], directory),
         "unlearned": _files([protocol.files[name] for name in method.file_names(config)], directory),
-        "metrics": {metric.name: row[metric.name] for metric in receipt_metrics()},
+        "metrics": {metric.name: row[metric.name] for metric in receipt_metrics() if metric.name in row},
         "training_precision": training_precision(config),
         # The resolved precision, not ``auto``: rebuilt on another machine, the models keep their keys.
         "config": json.loads(
@@ -136,7 +136,8 @@ def rebuild(path):
     if start is None:
         start = protocol.load("original", files["original"][0])[0]
     retrained = protocol.load("retrain", files["retrain"][0])[0]
-    unlearned = METHODS[receipt["method"]].load(protocol, start, files["unlearned"])
+    # As unlearning started: a ranking model's weights on the retained data.
+    unlearned = METHODS[receipt["method"]].load(protocol, protocol.on_retained_data(start), files["unlearned"])
     return RebuiltRun(receipt, protocol, start, retrained, unlearned)
 
 

@@ -11,9 +11,9 @@ from recbole_unlearn.unlearn.receipt import rebuild
 
 
 def continue_after(receipt_path, config, methods):
-    """(protocol, start model, its cost) for this request on top of the run ``receipt_path`` records:
-    the retained data excludes both requests, and the methods start from that run's unlearned model
-    (adapters merged), whose cost was paid then."""
+    """(protocol, start model, its cost, the applicable methods) for this request on top of the run
+    ``receipt_path`` records: the retained data excludes both requests, and the methods start from that
+    run's unlearned model (adapters merged), whose cost was paid then."""
     previous = rebuild(receipt_path)
     previous_method = METHODS[previous.receipt["method"]]
     refused = [method.name for method in methods if not method.continues_from(previous_method)]
@@ -25,11 +25,11 @@ def continue_after(receipt_path, config, methods):
     protocol = UnlearnProtocol(config, previous.protocol.removed_mask)
     if protocol.fingerprints["split_sha256"] != previous.protocol.fingerprints["split_sha256"]:
         raise BadInput(f"unlearn_after: {receipt_path} was run on another split of the data.")
-    protocol.check(methods)
+    methods = protocol.check(methods)
     directory = os.path.dirname(os.path.abspath(receipt_path))
     receipt = previous.receipt
     protocol.start_files = [
         os.path.join(directory, entry["path"]) for entry in receipt["original"] + receipt["unlearned"]
     ]
     previous_method.adopt_files(protocol, protocol.start_files)
-    return protocol, merge_lora(previous.unlearned), NO_COST
+    return protocol, merge_lora(previous.unlearned), NO_COST, methods

@@ -86,8 +86,8 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
         trainer = cls(protocol.config, copy.deepcopy(start), protocol.example)
         batch_size = trainer.param("train_batch_size")
         trainer.unlearn(
-            protocol.subset_loader(protocol.forget_rows, batch_size),
-            protocol.subset_loader(protocol.retain_rows, batch_size),
+            protocol.forget_loader(batch_size),
+            protocol.retained_loader(protocol.retain_rows, batch_size),
             show_progress=protocol.config["show_progress"],
         )
         path = protocol.checkpoint_path(cls.name)

@@ -1,18 +1,26 @@
-from recbole.data.interaction import Interaction
-
+from recbole_unlearn.errors import NotApplicable
+from recbole_unlearn.model.answer import flipped_answers
 from recbole_unlearn.unlearn.unlearn_trainer import UnlearnTrainer
 
 
 class BadTeacher(UnlearnTrainer):
     """As the official E2URec code's "Bad-T": full fine-tune on CE(retain) + w * CE(forget, flipped labels).
+    A ranking model trained by BPR flips a sample's preference (its item and its negative swap places).
 
     (The distillation "bad teacher" of Chundawat et al. is a different method.)
     """
 
     name = "bad_teacher"
 
+    @classmethod
+    def check(cls, config, model, example):
+        if flipped_answers(model, example, config["LABEL_FIELD"]) is None:
+            raise NotApplicable(
+                f"bad_teacher flips each forget sample's answer; {type(model).__name__}'s answer is an item of "
+                "the catalogue (cross-entropy), which has no opposite."
+            )
+
     def compute_loss(self, pair):
-        label = self.config["LABEL_FIELD"]
-        flipped = Interaction({**pair.forget.interaction, label: 1 - pair.forget[label]})
+        flipped = flipped_answers(self.model, pair.forget, self.config["LABEL_FIELD"])
         forget_weight = self.param("forget_weight")
         return self.model.calculate_loss(pair.retain) + forget_weight * self.model.calculate_loss(flipped)

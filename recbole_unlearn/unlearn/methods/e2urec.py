@@ -3,7 +3,7 @@ import copy
 import torch
 
 from recbole_unlearn.config import config_with
-from recbole_unlearn.errors import BadInput
+from recbole_unlearn.errors import BadInput, NotApplicable
 from recbole_unlearn.evaluation.summary import Claim
 from recbole_unlearn.model.answer import answer_sequence, first_answer
 from recbole_unlearn.model.llmrec import IGNORE_INDEX
@@ -71,8 +71,13 @@ class E2URec(UnlearnTrainer):
         if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
             raise BadInput(f"e2urec_paired_fraction must be in (0, 1]; got {fraction!r}.")
         targets = cls.lora_targets(config, model, example)
+        if not targets:
+            raise NotApplicable(
+                f"its LoRA modules need a Linear or Embedding layer that {type(model).__name__} calls on a batch, "
+                "and it calls none (it reads its embedding tables directly, as graph models do)"
+            )
         unmatched = [target for target in targets if not matching_layers(model, [target])]
-        if not targets or unmatched:
+        if unmatched:
             raise BadInput(
                 f"e2urec_lora_targets {unmatched or targets} name no layer of {type(model).__name__}; "
                 f"its Linear/Embedding layers include {default_targets(model, example)[:8]}."

@@ -150,8 +150,8 @@ class Influence(UnlearnMethod):
         step = newton_step(
             model,
             parameters,
-            labeled_batches(model, protocol.subset_loader(protocol.forget_rows, batch_size), label),
-            labeled_batches(model, protocol.subset_loader(retain_rows, batch_size), label),
+            labeled_batches(model, protocol.forget_loader(batch_size), label),
+            labeled_batches(model, protocol.retained_loader(retain_rows, batch_size), label),
             len(protocol.retain_rows),
             config["influence_curvature"],
             config["influence_damping"],

@@ -11,7 +11,7 @@ class Retrain(UnlearnMethod):
 
     @classmethod
     def run(cls, protocol, start):
-        return protocol.train(cls.name, protocol.subset_loader(protocol.retain_rows), protocol.valid_data)
+        return protocol.train(cls.name, protocol.retained_loader(protocol.retain_rows), protocol.valid_data)
 
     @classmethod
     def load(cls, protocol, start, paths):

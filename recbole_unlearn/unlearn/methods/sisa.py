@@ -5,15 +5,20 @@ from recbole_unlearn.config import config_with
 from recbole_unlearn.data.forget import shard_assignment
 from recbole_unlearn.model.answer import answer_logits, evaluation_precision, yes_no_logits
 from recbole_unlearn.model.llmrec import like_probability
+from recbole_unlearn.model.ranking import is_ranking
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
 
 class ShardEnsemble(torch.nn.Module):
-    """SISA's predictor: the shard models' answer logits, averaged."""
+    """SISA's predictor: the shard models' answer logits (a ranking model's scores), averaged."""
 
     def __init__(self, shards):
         super().__init__()
         self.shards = torch.nn.ModuleList(shards)
+
+    @property
+    def ITEM_ID(self):  # noqa: N802 (RecBole's name: scoring every item reads the shards' item field)
+        return self.shards[0].ITEM_ID
 
     @property
     def answer_ids(self):
@@ -30,8 +35,13 @@ class ShardEnsemble(torch.nn.Module):
         return torch.stack([yes_no_logits(shard, interaction) for shard in self.shards]).mean(0)
 
     def predict(self, interaction):
+        if is_ranking(self.shards[0]):
+            return torch.stack([shard.predict(interaction) for shard in self.shards]).mean(0)
         with self.evaluation_precision():
             return like_probability(self.yes_no_logits(interaction))
+
+    def full_sort_predict(self, interaction):
+        return torch.stack([shard.full_sort_predict(interaction) for shard in self.shards]).mean(0)
 
 
 class SISA(UnlearnMethod):
@@ -69,7 +79,7 @@ class SISA(UnlearnMethod):
             if (in_shard & protocol.forget_mask).any():
                 rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
                 models.append(
-                    protocol.train(f"sisa-shard{shard}", protocol.subset_loader(rows), valid_data, shard_config)
+                    protocol.train(f"sisa-shard{shard}", protocol.retained_loader(rows), valid_data, shard_config)
                 )
             elif isinstance(start, ShardEnsemble):
                 models.append(start.shards[shard])
@@ -84,6 +94,18 @@ class SISA(UnlearnMethod):
 
     @classmethod
     def load(cls, protocol, start, paths):
+        shards = shard_assignment(protocol.train_dataset, protocol.config["sisa_n_shards"], protocol.config["seed"])
         return ShardEnsemble(
-            [protocol.load(name, path)[0] for name, path in zip(cls.file_names(protocol.config), paths)]
+            [
+                protocol.load(name, path, dataset=cls.shard_data(protocol, shards == shard))[0]
+                for shard, (name, path) in enumerate(zip(cls.file_names(protocol.config), paths))
+            ]
         )
+
+    @staticmethod
+    def shard_data(protocol, in_shard):
+        """What a shard's model was built on: its retained rows once any request removed some of them
+        (it was retrained then, and no later request touched it), else all its rows."""
+        if (in_shard & protocol.removed_mask).any():
+            return protocol.retained_subset(np.flatnonzero(in_shard & ~protocol.removed_mask))
+        return protocol.subset(np.flatnonzero(in_shard))

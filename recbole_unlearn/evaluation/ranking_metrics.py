@@ -1,0 +1,110 @@
+"""Metrics of ranking models (registered in ``recbole_unlearn.registry``), each a function of a
+``RankingEvaluation``: utility from RecBole's full-sort evaluator, forgetting on the forget queries
+(``recbole_unlearn.evaluation.ranking``), fairness on test.
+
+K is the largest of RecBole's ``topk`` throughout.
+"""
+
+from dataclasses import dataclass, field
+from logging import getLogger
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from recbole_unlearn.evaluation.ranking import largest_k
+
+
+@dataclass
+class RankingEvaluation:
+    """What ranking metrics read about one evaluated model: its ``RankingOutputs``, the Retrain model's
+    and the Original's, its cost and the training split's active users."""
+
+    config: object
+    outputs: object  # RankingOutputs
+    retrained: object
+    original: object
+    cost: dict
+    trainable_parameters: int
+    total_parameters: int
+    active_users: np.ndarray = None
+    family: str = field(default="ranking", init=False)
+
+    def extra_columns(self):
+        """Every RecBole metric at every K, on valid and test (``test_ndcg@10``, ...)."""
+        return {
+            f"{split}_{key}": value for split, results in self.outputs.utility.items() for key, value in results.items()
+        }
+
+
+def utility(split, name):
+    """RecBole's ``name`` (e.g. ``ndcg``) at the largest K on ``split``."""
+    return lambda evaluation: evaluation.outputs.utility[split][f"{name}@{largest_k(evaluation.config)}"]
+
+
+def forget_exposure(evaluation):
+    """Residual exposure: the share of the forgotten interactions that are in their query's top-K (a
+    forgotten user's top-K over the items not retained, or a forgotten sample's top-K)."""
+    outputs = evaluation.outputs
+    return outputs.hits / outputs.targets
+
+
+def topk_overlap(outputs, retrained):
+    """Mean Jaccard overlap of each forget query's top-K with the Retrain model's."""
+    overlaps = [len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(outputs.topk, retrained.topk)]
+    return float(np.mean(overlaps))
+
+
+def forget_topk_overlap(evaluation):
+    return topk_overlap(evaluation.outputs, evaluation.retrained)
+
+
+def forget_catalogue_jsd(evaluation):
+    """Mean Jensen-Shannon divergence of each forget query's catalogue softmax to the Retrain model's."""
+    return float(evaluation.outputs.distances["jsd"].mean())
+
+
+def forget_gap_closed_topk(evaluation):
+    """``1 - d(model, Retrain) / d(Original, Retrain)`` for the top-K distance ``1 - overlap``, a linear
+    scale: 1 = the Retrain model's top-K lists, 0 = no closer than not unlearning, negative = farther."""
+    gap = 1 - topk_overlap(evaluation.original, evaluation.retrained)
+    if gap == 0:
+        getLogger().warning("forget_gap_closed_topk is NaN: the Original and Retrain give the same top-K lists.")
+        return float("nan")
+    return 1 - (1 - forget_topk_overlap(evaluation)) / gap
+
+
+def score_mia_auc(outputs):
+    """Membership inference on scores: the AUC of telling the forgotten interactions (members) from as
+    many items the same users never interacted with (non-members) by the model's score; 1 = the forget
+    data looks trained on, 0.5 = indistinguishable."""
+    members, non_members = outputs.member_scores, outputs.non_member_scores
+    is_member = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
+    return float(roc_auc_score(is_member, np.r_[members, non_members]))
+
+
+def forget_score_mia_auc(evaluation):
+    return score_mia_auc(evaluation.outputs)
+
+
+def forget_score_privleak(evaluation):
+    """open-unlearning's privleak on ``score_mia_auc``: 0 = as private as the Retrain model, negative = the
+    forget data looks more trained on than in Retrain."""
+    retrained = 1 - score_mia_auc(evaluation.retrained)
+    if retrained == 0:
+        return float("nan")
+    return ((1 - forget_score_mia_auc(evaluation)) - retrained) / retrained * 100
+
+
+def group_ndcg(evaluation, active):
+    """Mean per-user test NDCG@K of the active users (``active``) or of the others."""
+    outputs = evaluation.outputs
+    chosen = np.isin(outputs.test_users, evaluation.active_users) == active
+    if not chosen.any():
+        getLogger().warning(f"The {'active' if active else 'inactive'} group has no test user: its NDCG is NaN.")
+        return float("nan")
+    return float(outputs.test_ndcg[chosen].mean())
+
+
+def fairness_gap_ndcg(evaluation):
+    """CURE4Rec's A-IGF on NDCG: the active users' mean test NDCG@K minus the others'."""
+    return group_ndcg(evaluation, active=True) - group_ndcg(evaluation, active=False)
