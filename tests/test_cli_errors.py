@@ -20,7 +20,7 @@ CATALOGUE = {
     "method": (["--unlearn_method=e2uerc"], r"unlearn_method \['e2uerc'\] is unknown"),
     "knowledge model": (["--model=CKE"], "Model CKE cannot be unlearned by method.*KNOWLEDGE models are not"),
     "topk": (["--model=BPR", "--topk=0"], "topk must be a positive integer"),
-    "core at item level": (["--model=BPR", "--forget_level=item", "--forget_selection=core"], "needs forget_level: user"),
+    "core at item level": (["--model=BPR", "--forget_level=item", "--forget_selection=core"], "needs forget_level"),
     "bad_teacher on a softmax": (["--model=SASRec", "--unlearn_method=bad_teacher"], "has no opposite"),
     "unknown model": (["--model=NoSuchModel"], "Model 'NoSuchModel' is not a RecBole model here"),
     "dataset": (["--dataset=no-such-data"], "dataset 'no-such-data': no folder"),
