@@ -91,20 +91,13 @@ _recbole_init_device = RecBoleConfig._init_device
 
 
 def uses_recbole_unlearn(config, model_class):
-    """Whether our defaults apply to a Config: always for ours; for RecBole's own, when the model is ours."""
-    return isinstance(config, Config) or model_class.__module__.startswith("recbole_unlearn.")
-
-
-def refuse_unlearning_in_recbole_flow(config, model):
-    """RecBole's own Config for one of RecBole's models: only LLMRec's trainer unlearns in RecBole's flow, so
-    a selected method would be ignored (RecBole's trainer would train the model and report it unchanged)."""
-    method = config.external_config_dict.get("unlearn_method")
-    if selects_unlearning(method):
-        raise BadInput(
-            f"unlearn_method {method!r} with {model}: in RecBole's own flow (run_recbole, objective_function) "
-            f"RecBole's trainer for {model} would train it and ignore the method. Unlearn {model} with "
-            "recbole_unlearn.run_recbole_unlearn or run_recbole_unlearn.py."
-        )
+    """Whether our defaults apply to a Config: always for ours; for RecBole's own, when the model is ours or
+    the config names an unlearning method (RecBole's flow then runs the experiment, ``recbole_flow``)."""
+    return (
+        isinstance(config, Config)
+        or model_class.__module__.startswith("recbole_unlearn.")
+        or selects_unlearning(config.external_config_dict.get("unlearn_method"))
+    )
 
 
 def load_internal_config_dict(config, model, model_class, dataset):
@@ -113,7 +106,6 @@ def load_internal_config_dict(config, model, model_class, dataset):
     ``run_recbole`` see the same values as ours."""
     _recbole_load_internal_config_dict(config, model, model_class, dataset)
     if not uses_recbole_unlearn(config, model_class):
-        refuse_unlearning_in_recbole_flow(config, model)
         return
     check_declared(config.external_config_dict)
     for path in property_files(model, model_class, dataset):

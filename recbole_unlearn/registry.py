@@ -45,7 +45,7 @@ from recbole_unlearn.unlearn.methods.retrain import Retrain
 from recbole_unlearn.unlearn.methods.scrub import SCRUB
 from recbole_unlearn.unlearn.methods.simnpo import SimNPO
 from recbole_unlearn.unlearn.methods.sisa import SISA
-from recbole_unlearn.unlearn.recbole_flow import ConfiguredLLMRecTrainer
+from recbole_unlearn.unlearn.recbole_flow import ConfiguredLLMRecTrainer, configured_trainer
 
 MODEL_MODULES = {"recbole.model.context_aware_recommender.llmrec": llmrec}
 TRAINERS = {"LLMRecTrainer": ConfiguredLLMRecTrainer}
@@ -66,6 +66,18 @@ def register_models():
 def register_trainers():
     for name, trainer_class in TRAINERS.items():
         setattr(recbole.trainer, name, trainer_class)
+    # Every model's trainer runs the experiment when the config names a method (run_recbole imports
+    # get_trainer by name, from a module it loads after this one: the autoload imports us first).
+    lookup = getattr(recbole.utils.get_trainer, "recbole_lookup", recbole.utils.get_trainer)
+
+    @functools.wraps(lookup)
+    def get_trainer(model_type, model_name):
+        return configured_trainer(lookup(model_type, model_name))
+
+    get_trainer.recbole_lookup = lookup
+    for module in (recbole.utils, recbole.utils.utils, sys.modules.get("recbole.quick_start.quick_start")):
+        if module is not None:
+            module.get_trainer = get_trainer
 
 
 def register_datasets():

@@ -28,6 +28,17 @@ TINY_T5 = {
     "num_decoder_layers": 1,
     "dropout_rate": 0.0,
 }
+# Small ranking models: narrow embeddings, one attention layer, short histories, two SISA shards.
+RANKING_TINY = {
+    "embedding_size": 16,
+    "hidden_size": 16,
+    "inner_size": 32,
+    "n_layers": 1,
+    "n_heads": 1,
+    "MAX_ITEM_LIST_LENGTH": 10,
+    "train_batch_size": 256,
+    "sisa_n_shards": 2,
+}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_SCRIPT = os.path.join(REPO, "run_recbole_unlearn.py")
 

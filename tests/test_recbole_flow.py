@@ -18,7 +18,7 @@ from recbole_unlearn import Config
 from recbole_unlearn.quick_start import train_and_test
 from recbole_unlearn.unlearn.receipt import verify
 
-from conftest import TINY_T5, inside, quiet
+from conftest import RANKING_TINY, TINY_T5, inside, quiet
 
 
 def tiny(**overrides):
@@ -111,13 +111,21 @@ def test_several_methods_or_seeds_are_refused_by_a_recbole_trainer(workdir):
         run_recbole(model="LLMRec", dataset="ml-100k", config_dict=tiny(unlearn_method="e2urec", unlearn_seeds=[1, 2]))
 
 
-def test_run_recbole_refuses_a_method_for_recboles_own_models_instead_of_ignoring_it(workdir):
-    # RecBole's trainer for DeepFM would train it and report the unchanged model as the result.
-    with pytest.raises(ValueError, match="unlearn_method 'neggrad' with DeepFM.*run_recbole_unlearn"):
-        run_recbole(model="DeepFM", dataset="ml-100k", config_dict=quiet(unlearn_method="neggrad"))
-    assert not os.path.exists(workdir / "saved")
-    # Without a method, RecBole's own model is configured as always.
-    assert RecBoleConfig(model="DeepFM", dataset="ml-100k", config_dict={"unlearn_method": "none"})["model"] == "DeepFM"
+@pytest.mark.parametrize("model", ["DeepFM", "SASRec"])
+def test_run_recbole_runs_the_experiment_for_recboles_own_models(workdir, model):
+    config = quiet(unlearn_method="neggrad", epochs=1, unlearn_output_dir=str(workdir / "unlearn"), **RANKING_TINY)
+    result = run_recbole(model=model, dataset="ml-100k", config_dict=config)
+    (run_dir,) = glob.glob(str(workdir / "unlearn" / f"{model}-ml-100k-*"))
+    with open(os.path.join(run_dir, "results.json")) as f:
+        rows = {row["method"]: row for row in json.load(f)["results"]}
+    assert list(rows) == ["original", "retrain", "neggrad"]
+    utility = "ndcg@20" if model == "SASRec" else "auc"
+    assert result["test_result"][utility] == rows["neggrad"][f"test_{utility}"]
+    # Without a method, RecBole's own model is configured as always (SASRec needs CE's setting, as in RecBole).
+    plain = RecBoleConfig(
+        model=model, dataset="ml-100k", config_dict={"unlearn_method": "none", "train_neg_sample_args": None}
+    )
+    assert plain["model"] == model and "forget_level" not in plain
 
 
 # The shape of RecBole's repository script run_recbole.py: it never imports recbole_unlearn.

@@ -50,6 +50,20 @@ def list_fields(dataset):
     }
 
 
+def check_no_emptied_sequence(dataset, removed, request):
+    """An interaction-level ``request`` (a ``ForgetRequest``) must leave each user of a sequential training
+    split at least one sample: removing all of them forgets the user, which ``forget_level: user`` says."""
+    users = dataset.inter_feat[dataset.uid_field].numpy()
+    emptied = np.setdiff1d(np.unique(users[removed]), users[~removed])
+    if request.level == "interaction" and len(emptied):
+        tokens = dataset.id2token(dataset.uid_field, emptied[:5])
+        raise BadInput(
+            f"The {request.describe()} removes every training sample of {len(emptied)} user(s) (raw ids "
+            f"{', '.join(map(str, tokens))}{' ...' if len(emptied) > 5 else ''}): their training sequences would be "
+            "empty. Forget those users with forget_level: user."
+        )
+
+
 def retained_samples(dataset, rows, removed, removed_first_items=()):
     """``dataset`` (a sequential training split) restricted to ``rows``, none of them ``removed`` (a row
     mask of removed targets), with histories rebuilt from each user's retained interactions.

@@ -8,7 +8,6 @@ included, holds only the retained data; its evaluation is ``recbole_unlearn.eval
 """
 
 import hashlib
-import json
 import os
 from logging import getLogger
 
@@ -18,25 +17,22 @@ from recbole.utils import get_local_time, get_model, init_seed
 
 from recbole_unlearn import distributed
 from recbole_unlearn.batching import length_sorted
-from recbole_unlearn.checkpoint import checkpoint_sha256, load_checkpoint
+from recbole_unlearn.checkpoint import load_checkpoint
 from recbole_unlearn.data.fingerprints import interaction_tokens, split_sha256
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.groups import active_users, holdout_rows
 from recbole_unlearn.data.loaders import eval_loader, train_loader
-from recbole_unlearn.data.sequences import is_sequential, retained_samples
+from recbole_unlearn.data.sequences import check_no_emptied_sequence, is_sequential, retained_samples
 from recbole_unlearn.evaluation.cost import CostMeter, add_to_summary
-from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
-from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
-from recbole_unlearn.evaluation.ranking import ForgetQueries, collect_ranking_outputs
-from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
+from recbole_unlearn.evaluation.ranking import ForgetQueries
 from recbole_unlearn.model.ranking import is_ranking
-from recbole_unlearn.provenance import code_sha256
 from recbole_unlearn.trainer import safe_trainer_for
-from recbole_unlearn.unlearn.cache import ModelCache, config_key, load_outputs, outputs_path, save_outputs
+from recbole_unlearn.unlearn.cache import ModelCache, config_key
+from recbole_unlearn.unlearn.evaluation_steps import ProtocolEvaluation
 from recbole_unlearn.unlearn.method import METHODS, applicable, hyperparameters
 
 
-class UnlearnProtocol:
+class UnlearnProtocol(ProtocolEvaluation):
     def __init__(self, config, removed_before=None):
         """``removed_before``: a mask of training rows earlier requests removed (sequential requests);
         this request forgets what it adds, and the retained data excludes both."""
@@ -50,6 +46,8 @@ class UnlearnProtocol:
         self.forget_mask, self.removed_mask = self.request.masks_after(self.train_dataset, removed_before)
         self.forget_rows = np.flatnonzero(self.forget_mask)
         self.retain_rows = np.flatnonzero(~self.removed_mask)
+        if is_sequential(self.train_dataset):
+            check_no_emptied_sequence(self.train_dataset, self.removed_mask, self.request)
         # An item-level request removes its items from the history-only first position of every sequence.
         self.removed_first_items = (
             np.unique(self.train_dataset.inter_feat[self.train_dataset.iid_field].numpy()[self.forget_rows])
@@ -233,78 +231,3 @@ class UnlearnProtocol:
         with CostMeter() as meter:
             model = method.run(self, start)
         return model, meter.summary()
-
-    def cached_outputs(self, name, compute):
-        """``compute()``'s outputs, kept next to the cached checkpoint ``name`` under a key of that checkpoint,
-        the Retrain checkpoint, the data and the splits evaluated."""
-        path = self.files.get(name) if name else None
-        if self.ranking or path is None or os.path.dirname(path) != self.cache.directory:
-            return compute()
-        recorded = distributed.on_main(
-            lambda: {
-                role: checkpoint_sha256(self.files[file]) for role, file in (("model", name), ("retrain", "retrain"))
-            }
-        )
-        payload = {
-            **recorded,
-            **self.fingerprints,
-            "holdout": hashlib.sha256(self.holdout_rows.tobytes()).hexdigest(),
-            "splits": needed_splits(),
-            "batch": self.config["eval_batch_size"],
-            "code": code_sha256(),
-        }
-        path = outputs_path(path, hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest())
-        # Rank 0 reads and writes; a rank's kept answers are its own share, so several ranks keep none.
-        shared = not distributed.active()
-        outputs = distributed.on_main(lambda: load_outputs(path, needed_splits(), answers=shared))
-        if outputs is None:
-            outputs = compute()
-            if distributed.is_main():
-                save_outputs(path, outputs, answers=shared)
-        else:
-            self.logger.info(f"Loaded the evaluation outputs of {name} from {path}")
-        return outputs
-
-    def outputs(self, model, retrained, retrained_outputs=None):
-        """``model``'s outputs on every split a registered metric reads, each split in prompt-length order;
-        on the forget set also its distances to the Retrain model (whose answers ``retrained_outputs`` may
-        hold). Evaluating the Retrain model itself keeps its forget-set answers within
-        ``unlearn_eval_cache_max_mib``."""
-        if self.ranking:
-            return collect_ranking_outputs(
-                self.config, model, self.valid_data, self.test_data, self.queries, retrained=retrained
-            )
-        label, user = self.config["LABEL_FIELD"], self.config["USER_ID_FIELD"]
-        outputs = {}
-        for split in needed_splits():
-            distances = {}
-            if split == "forget":
-                kept = retrained_outputs["forget"].answers if retrained_outputs else None
-                distances = {
-                    "retrained": None if kept is not None else retrained,
-                    "retrained_answers": kept,
-                    "keep_answers_mib": self.config["unlearn_eval_cache_max_mib"] if retrained is model else 0,
-                }
-            outputs[split] = collect_outputs(model, self.eval_loaders[split], label, user_field=user, **distances)
-        return outputs
-
-    def evaluated_outputs(self, model, retrained, retrained_outputs=None, cached_as=None):
-        """``outputs`` of ``model``, kept next to the cached checkpoint ``cached_as`` if it is one."""
-        return self.cached_outputs(cached_as, lambda: self.outputs(model, retrained, retrained_outputs))
-
-    def evaluate(self, name, model, cost, outputs, retrained_outputs, original_outputs):
-        """The result row of ``model`` from its ``outputs`` and those of the Retrain model and the Original
-        (or the model a sequential request starts from)."""
-        evaluation = (RankingEvaluation if self.ranking else Evaluation)(
-            config=self.config,
-            outputs=outputs,
-            retrained=retrained_outputs,
-            original=original_outputs,
-            cost=cost,
-            trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-            total_parameters=sum(p.numel() for p in model.parameters()),
-            active_users=self.active_users,
-        )
-        row = compute_row(name, evaluation)
-        self.logger.info(f"{name}: {row}")
-        return row

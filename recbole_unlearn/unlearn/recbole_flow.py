@@ -1,6 +1,6 @@
 """The unlearning experiment inside RecBole's own flow (``run_recbole``, ``objective_function``,
-``HyperTuning``): the trainer RecBole's ``get_trainer`` returns for LLMRec when ``unlearn_method`` names a
-method.
+``HyperTuning``): the trainer RecBole's ``get_trainer`` returns for any model (LLMRec, a CTR or a ranking
+model) when ``unlearn_method`` names a method.
 
 ``fit`` runs the experiment of the config (cached Original, forget request, cached Retrain, the method;
 results, plot and receipts written as by our command line) and takes the unlearned model as its model;
@@ -80,3 +80,26 @@ class ConfiguredLLMRecTrainer(LLMRecTrainer):
         if cls is ConfiguredLLMRecTrainer and selects_unlearning(config["unlearn_method"]):
             return UnlearningTrainer(config, model)
         return super().__new__(cls)
+
+
+_configured = {}
+
+
+def configured_trainer(trainer_class):
+    """``trainer_class`` (what RecBole's ``get_trainer`` found for a model) that is an ``UnlearningTrainer``
+    when the config names an unlearning method."""
+    if issubclass(trainer_class, ConfiguredLLMRecTrainer):
+        return trainer_class
+    if trainer_class not in _configured:
+
+        def __new__(cls, config, model):
+            if selects_unlearning(config["unlearn_method"]):
+                return UnlearningTrainer(config, model)
+            return object.__new__(cls)
+
+        _configured[trainer_class] = type(
+            f"Configured{trainer_class.__name__}",
+            (trainer_class,),
+            {"__new__": __new__, "training_class": trainer_class, "__doc__": configured_trainer.__doc__},
+        )
+    return _configured[trainer_class]
