@@ -162,13 +162,24 @@ def collect_ranking_outputs(config, model, valid_data, test_data, queries, retra
     if retrained is not None:
         retrained.eval()
     device = next(model.parameters()).device
-    sizes = (test_data._dataset.item_num, config["eval_batch_size"])
     utility = {
         split: full_sort_evaluation(config, model, data, device)
         for split, data in (("valid", valid_data), ("test", test_data))
     }
     _, test_users, test_ndcg = utility["test"]
-    k = largest_k(config)
+    sizes = (test_data._dataset.item_num, config["eval_batch_size"])
+    return RankingOutputs(
+        utility={split: results for split, (results, _, _) in utility.items()},
+        test_users=test_users,
+        test_ndcg=test_ndcg,
+        **forget_query_outputs(model, queries, largest_k(config), sizes, retrained),
+    )
+
+
+@torch.no_grad()
+def forget_query_outputs(model, queries, k, sizes, retrained=None):
+    """The forget-query fields of ``RankingOutputs`` (``sizes``: the catalogue's and a scoring batch's)."""
+    device = next(model.parameters()).device
     topk, hits, targets, members, non_members, jsd = [], 0, 0, [], [], []
     for batch in queries.batches:
         scores = catalogue_scores(model, batch.interaction, device, *sizes)
@@ -185,17 +196,14 @@ def collect_ranking_outputs(config, model, valid_data, test_data, queries, retra
                 reference = catalogue_scores(retrained, batch.interaction, device, *sizes)
                 reference[batch.masked] = -torch.inf
             jsd.append(js_divergence(torch.softmax(scores, -1), torch.softmax(reference, -1)).cpu())
-    return RankingOutputs(
-        utility={split: results for split, (results, _, _) in utility.items()},
-        test_users=test_users,
-        test_ndcg=test_ndcg,
-        topk=torch.cat(topk).numpy(),
-        hits=hits,
-        targets=targets,
-        member_scores=torch.cat(members).numpy(),
-        non_member_scores=torch.cat(non_members).numpy(),
-        distances={"jsd": torch.cat(jsd).numpy()} if jsd else {},
-    )
+    return {
+        "topk": torch.cat(topk).numpy(),
+        "hits": hits,
+        "targets": targets,
+        "member_scores": torch.cat(members).numpy(),
+        "non_member_scores": torch.cat(non_members).numpy(),
+        "distances": {"jsd": torch.cat(jsd).numpy()} if jsd else {},
+    }
 
 
 def full_sort_evaluation(config, model, data, device):
