@@ -218,7 +218,7 @@ def register_ranking_metrics():
     # Residual exposure: no direction (the target is the Retrain model's share, not zero).
     ranking("forget_exposure", r.forget_exposure, None, True, "exposure@K", compare=True)
     ranking("forget_topk_overlap", r.forget_topk_overlap, "higher", True, "top-K overlap")
-    ranking("forget_catalogue_jsd", r.forget_catalogue_jsd, "lower", True, "catalogue JSD")
+    ranking("forget_catalogue_jsd", r.forget_catalogue_jsd, "lower", True, "catalogue JSD", fmt="{:.2e}")
     ranking("forget_score_mia_auc", r.forget_score_mia_auc, None, True, "MIA AUC", compare=True)
     ranking("forget_score_privleak", r.forget_score_privleak, None, True, "privleak", fmt="{:.1f}", compare=True)
     ranking("fairness_gap_ndcg", r.fairness_gap_ndcg, None, True, "fairness gap (NDCG)")

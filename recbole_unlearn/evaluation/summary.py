@@ -64,11 +64,13 @@ class Claim:
 
     def judge(self, runs):
         """The claim's per-seed differences, their mean and 95% CI half-width and the verdict; None when a
-        run lacks one of its methods."""
+        run lacks one of its methods, or its rows the metric (one of another model family's)."""
         differences = []
         for rows in runs:
             by_method = {row["method"]: row for row in rows}
             if self.method not in by_method or (self.against and self.against not in by_method):
+                return None
+            if self.metric not in by_method[self.method]:
                 return None
             value = by_method[self.method][self.metric]
             differences.append(value - by_method[self.against][self.metric] if self.against else value)

@@ -12,7 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from recbole_unlearn import distributed
 from recbole_unlearn.checkpoint import load_checkpoint, save_checkpoint
-from recbole_unlearn.errors import BadInput
+from recbole_unlearn.errors import BadInput, NotApplicable
 from recbole_unlearn.model.answer import answer_logits, answer_targets, in_eval_mode
 from recbole_unlearn.unlearn.method import UnlearnMethod
 
@@ -37,6 +37,19 @@ def labeled_batches(model, loader, label_field):
     device = next(model.parameters()).device
     batches = [batch.to(device) for batch in loader]
     return [({"interaction": batch}, answer_targets(model, batch, label_field)) for batch in batches]
+
+
+def forward_mode_probe(model, example):
+    """One forward-mode derivative of ``model``'s answer on ``example``, as curvlinops' products take."""
+    answers = AnswerModel(model)
+    parameters = {name: parameter.detach() for name, parameter in answers.named_parameters()}
+    tangents = {name: torch.zeros_like(parameter) for name, parameter in parameters.items()}
+    with in_eval_mode(model):
+        torch.func.jvp(
+            lambda values: torch.func.functional_call(answers, values, ({"interaction": example},)),
+            (parameters,),
+            (tangents,),
+        )
 
 
 def summed_gradient(model, parameters, batches):
@@ -112,6 +125,13 @@ class Influence(UnlearnMethod):
         if distributed.active():
             raise BadInput("unlearn_method influence runs in one process: its curvature needs all retained data.")
         cls.selected(config, copy.deepcopy(model), example)
+        try:
+            forward_mode_probe(model, example)
+        except NotImplementedError as error:  # e.g. LightGCN's sparse graph propagation
+            raise NotApplicable(
+                f"its curvature products differentiate {type(model).__name__}'s answer in forward mode, which "
+                f"torch does not implement for it ({str(error).splitlines()[0]})"
+            ) from error
 
     @classmethod
     def selected(cls, config, model, example):
