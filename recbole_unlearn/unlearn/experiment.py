@@ -4,10 +4,13 @@ forget request -> Retrain -> each selected method -> evaluation -> results, plot
 import os
 from logging import getLogger
 
+from recbole.utils import get_model
+
 from recbole_unlearn import distributed
 from recbole_unlearn.data.forget import ForgetRequest
-from recbole_unlearn.errors import NotApplicable
+from recbole_unlearn.errors import BadInput, NotApplicable
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
+from recbole_unlearn.model.ranking import is_ranking
 from recbole_unlearn.precision import training_precision
 from recbole_unlearn.provenance import machine
 from recbole_unlearn.unlearn.method import get_unlearn_methods, selects_every_method
@@ -21,6 +24,11 @@ def check_supported(config):
     that the forget request is well formed; ids are checked against the data later). A method named
     explicitly that cannot is an error; ``unlearn_method: all`` skips it, logging why."""
     ForgetRequest.from_config(config)
+    if not config["single_spec"] and is_ranking(get_model(config["model"])):
+        raise BadInput(
+            f"{config['model']} is a ranking model: its unlearning experiment runs in one process (its "
+            "forget-set evaluation is not gathered across ranks); run it without nproc/world_size."
+        )
     methods, reasons = [], {}
     for method in get_unlearn_methods(config["unlearn_method"]):
         reason = method.unsupported_reason(config)
