@@ -25,7 +25,7 @@ from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.model.llmrec import LLMRec
 from recbole_unlearn.trainer import LLMRecTrainer
 from recbole_unlearn.unlearn.method import METHODS
-from recbole_unlearn.unlearn.recbole_flow import ConfiguredLLMRecTrainer
+from recbole_unlearn.unlearn.recbole_flow import ConfiguredLLMRecTrainer, UnlearningTrainer
 
 from conftest import QUICK_WINDOW, small_config
 
@@ -36,9 +36,15 @@ def test_recbole_lookups_find_the_plugin():
     assert issubclass(ConfiguredLLMRecTrainer, LLMRecTrainer)
 
 
-def test_builtin_lookups_unchanged():
+def test_builtin_lookups_give_recboles_own_classes_that_unlearn_only_when_a_method_is_named(workdir):
     assert get_model("DeepFM") is DeepFM
-    assert get_trainer(ModelType.CONTEXT, "DeepFM") is Trainer
+    trainer_class = get_trainer(ModelType.CONTEXT, "DeepFM")
+    assert issubclass(trainer_class, Trainer) and trainer_class.training_class is Trainer
+    config = small_config("DeepFM", unlearn_method="none")
+    model = DeepFM(config, create_dataset(config))
+    assert type(trainer_class(config, model)) is trainer_class
+    config = small_config("DeepFM", unlearn_method="neggrad")
+    assert isinstance(trainer_class(config, model), UnlearningTrainer)
 
 
 def registrations():
