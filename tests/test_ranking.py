@@ -19,6 +19,7 @@ from recbole_unlearn.evaluation.ranking import ForgetQueries, QueryBatch, Rankin
 from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
 from recbole_unlearn.unlearn.method import METHODS
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
 
 from conftest import RANKING_TINY, quiet, run_cli, write_config_file
 
@@ -233,3 +234,24 @@ def test_every_method_runs_on_a_ranking_model_and_verifies_through_the_cli(tmp_p
         receipts = sorted(glob.glob(os.path.join(os.path.dirname(results), "receipt-*.json")))
         verified = run_cli("verify", *receipts, cwd=tmp_path)
         assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+
+
+def test_frozen_outputs_of_a_pairwise_sample_are_kept_per_sampled_negative(workdir):
+    """A BPR answer depends on the negative, drawn anew each epoch: a teacher's output is not reused for
+    the same user and item with another negative."""
+    memo = FrozenOutputs(Config("BPR", "ml-100k", config_dict=quiet()), 1024)
+    computed = []
+
+    def teacher(batch):
+        computed.append(batch["neg_item_id"].tolist())
+        return batch["neg_item_id"].double()
+
+    def sample(negative):
+        return Interaction(
+            {"user_id": torch.tensor([1]), "item_id": torch.tensor([2]), "neg_item_id": torch.tensor([negative])}
+        )
+
+    assert memo("teacher", sample(3), teacher).tolist() == [3.0]
+    assert memo("teacher", sample(4), teacher).tolist() == [4.0]
+    assert memo("teacher", sample(3), teacher).tolist() == [3.0]
+    assert computed == [[3], [4]]

@@ -148,13 +148,16 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
 
 class FrozenOutputs:
     """Outputs of frozen models per training sample, computed on first use and reused in later epochs,
-    within ``budget_mib`` (beyond it, computed per batch). A sample is known by its user and item ids,
-    so a subset with a repeated user-item pair is not cached. They are computed in float32 even inside
-    a mixed-precision loop, so a sample's output does not depend on the batch it was computed in."""
+    within ``budget_mib`` (beyond it, computed per batch). A sample is known by its user and item ids (and
+    its sampled negative's, if any), so a subset with a repeated user-item pair is not cached. They are
+    computed in float32 even inside a mixed-precision loop, so a sample's output does not depend on the
+    batch it was computed in."""
 
     def __init__(self, config, budget_mib, *loaders):
         self.device_type = torch.device(config["device"]).type
         self.fields = (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"])
+        # A ranking model's pairwise answer also depends on the sampled negative, drawn anew each epoch.
+        self.negative = config["NEG_PREFIX"] + config["ITEM_ID_FIELD"]
         self.budget, self.used, self.rows = budget_mib * 2**20, 0, {}
         for loader in loaders:
             if loader is not None and not self._unique(loader._dataset):
@@ -167,7 +170,8 @@ class FrozenOutputs:
 
     @torch.no_grad()
     def __call__(self, name, interaction, compute):
-        keys = [(name, *pair) for pair in zip(*(interaction[field].tolist() for field in self.fields))]
+        fields = [*self.fields, *([self.negative] if self.negative in interaction else [])]
+        keys = [(name, *key) for key in zip(*(interaction[field].tolist() for field in fields))]
         if all(key in self.rows for key in keys):
             return torch.stack([self.rows[key] for key in keys])
         with torch.autocast(self.device_type, enabled=False):
