@@ -1,7 +1,8 @@
 """A results.md section from a finished run's results.json: what produced it (command, commit, date,
 seeds, machine, training precision), the headline columns (gap closed, test AUC, MIA AUC, forget JSD
-(y/n), seconds, trainable share) with each cell as the run's own tables show it (``mean ± 95% CI`` over
-seeds), and the claims block of a run over seeds.
+(y/n), seconds, trainable share; for a ranking model test NDCG@K, gap closed on top-K lists, residual
+exposure and score MIA AUC in place of the first four) with each cell as the run's own tables show it
+(``mean ± 95% CI`` over seeds), and the claims block of a run over seeds.
 
 Usage: python docs/examples/headline_columns.py saved/unlearn/<run>/results.json [--command="..."] [--commit=SHA]
 """
@@ -12,11 +13,28 @@ import json
 import os
 
 from recbole_unlearn.evaluation.metrics import METRICS
-from recbole_unlearn.evaluation.report import cell
+from recbole_unlearn.evaluation.report import cell, family_of
 from recbole_unlearn.evaluation.summary import claims_table
 from recbole_unlearn.provenance import describe_machine
 
-COLUMNS = ("forget_gap_closed", "test_auc", "forget_mia_auc", "forget_jsd_yesno", "unlearn_seconds", "trainable_share")
+COLUMNS = {
+    "labeled": (
+        "forget_gap_closed",
+        "test_auc",
+        "forget_mia_auc",
+        "forget_jsd_yesno",
+        "unlearn_seconds",
+        "trainable_share",
+    ),
+    "ranking": (
+        "forget_gap_closed_topk",
+        "test_ndcg",
+        "forget_exposure",
+        "forget_score_mia_auc",
+        "unlearn_seconds",
+        "trainable_share",
+    ),
+}
 
 
 def provenance(path, document, command, commit):
@@ -36,9 +54,10 @@ def provenance(path, document, command, commit):
 
 
 def table(rows):
-    lines = ["| method | " + " | ".join(METRICS[name].label for name in COLUMNS) + " |"]
-    lines.append("|---" * (len(COLUMNS) + 1) + "|")
-    lines += [f"| {row['method']} | " + " | ".join(cell(METRICS[name], row) for name in COLUMNS) + " |" for row in rows]
+    columns = COLUMNS[family_of(rows)]
+    lines = ["| method | " + " | ".join(METRICS[name].label for name in columns) + " |"]
+    lines.append("|---" * (len(columns) + 1) + "|")
+    lines += [f"| {row['method']} | " + " | ".join(cell(METRICS[name], row) for name in columns) + " |" for row in rows]
     return lines
 
 
