@@ -39,19 +39,6 @@ def labeled_batches(model, loader, label_field):
     return [({"interaction": batch}, answer_targets(model, batch, label_field)) for batch in batches]
 
 
-def forward_mode_probe(model, example):
-    """One forward-mode derivative of ``model``'s answer on ``example``, as curvlinops' products take."""
-    answers = AnswerModel(model)
-    parameters = {name: parameter.detach() for name, parameter in answers.named_parameters()}
-    tangents = {name: torch.zeros_like(parameter) for name, parameter in parameters.items()}
-    with in_eval_mode(model):
-        torch.func.jvp(
-            lambda values: torch.func.functional_call(answers, values, ({"interaction": example},)),
-            (parameters,),
-            (tangents,),
-        )
-
-
 def summed_gradient(model, parameters, batches):
     """Gradient of the summed cross-entropy of the true answers over ``batches``."""
     total = [torch.zeros_like(parameter) for parameter in parameters]
@@ -71,6 +58,20 @@ def without_attention_fast_path():
         yield
     finally:
         torch.backends.mha.set_fastpath_enabled(enabled)
+
+
+def forward_mode_probe(model, example):
+    """One forward-mode derivative of ``model``'s answer on ``example``, as curvlinops' products take it
+    (on the attention paths that have one)."""
+    answers = AnswerModel(model)
+    parameters = {name: parameter.detach() for name, parameter in answers.named_parameters()}
+    tangents = {name: torch.zeros_like(parameter) for name, parameter in parameters.items()}
+    with in_eval_mode(model), sdpa_kernel(SDPBackend.MATH), without_attention_fast_path():
+        torch.func.jvp(
+            lambda values: torch.func.functional_call(answers, values, ({"interaction": example},)),
+            (parameters,),
+            (tangents,),
+        )
 
 
 def newton_step(model, parameters, forget_batches, retain_batches, retain_size, curvature, damping, iterations):
