@@ -1,6 +1,7 @@
 """RecBole's built-in context-aware models through every unlearning method, and the comparison table."""
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -76,11 +77,20 @@ def test_comparison_table_and_plot(comparison):
     assert len({result["context"]["forget_sha256"] for result in results}) == 1
 
 
-def test_comparison_refuses_runs_on_different_forget_sets(comparison, tmp_path):
+def test_comparison_of_runs_on_different_forget_sets_has_a_table_per_forget_set(comparison, tmp_path):
     _, results = comparison
     other = {**results[1], "context": {**results[1]["context"], "forget_sha256": "0" * 64}}
-    with pytest.raises(ValueError, match="forget_sha256 differs"):
-        write_comparison([results[0], other], tmp_path)
+    table = write_comparison([results[0], other], tmp_path)
+    first, second = table.split("\n\n", 1)[0], table.split("\n\n")[2]
+    assert first.startswith(f"{MODELS[0]} (split ") and second.startswith(f"{MODELS[1]} (split ")
+    assert "forget set 000000000000;" in second
+    assert (tmp_path / "comparison.md").read_text().startswith(table)
+    with open(tmp_path / "comparison.json") as f:
+        data = json.load(f)["context"]["data"]
+    assert [(group["models"], group["forget_sha256"]) for group in data] == [
+        ([MODELS[0]], results[0]["context"]["forget_sha256"]),
+        ([MODELS[1]], "0" * 64),
+    ]
 
 
 # Row keys measured from the machine, not computed from the models.

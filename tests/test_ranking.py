@@ -91,6 +91,31 @@ def test_a_forgotten_interaction_leaves_every_retained_sequence_as_target_and_as
     assert set(lengths.tolist()) >= {1}
 
 
+def test_an_earlier_item_request_stays_out_of_every_sequence_of_a_later_request(workdir):
+    first = protocol_for("SASRec", forget_level="item", forget_ratio=0.05)
+    train = first.train_dataset
+    items = set(train.inter_feat["item_id"].numpy()[first.forget_rows].tolist())
+    first_positions = train.inter_feat["item_id_list"].numpy()[:, 0]
+    # Some earlier-removed item is a sequence's history-only first item: the case to carry over.
+    assert items & set(first_positions.tolist())
+    users = train.inter_feat["user_id"].numpy()
+    retained_counts = np.bincount(users[~first.removed_mask], minlength=users.max() + 1)
+    later_rows = [row for row in middle_samples(train, users=50) if not first.removed_mask[row]]
+    later_ids = raw_pairs(train, [row for row in later_rows if retained_counts[users[row]] >= 5][:10])
+    config = Config(
+        "SASRec",
+        "ml-100k",
+        config_dict=quiet(epochs=1, **RANKING_TINY, forget_level="interaction", forget_ids=later_ids),
+    )
+    later = UnlearnProtocol(config, first)
+    retained = later.retained_dataset.inter_feat
+    for target, history, length in zip(
+        retained["item_id"].tolist(), retained["item_id_list"].numpy(), retained["item_length"].tolist()
+    ):
+        assert target not in items and not items & set(history[:length].tolist())
+    assert later.removed_mask[first.removed_mask].all()
+
+
 def test_an_interaction_request_that_empties_a_users_sequence_is_refused(workdir):
     protocol = protocol_for("SASRec")
     train = protocol.train_dataset
@@ -214,12 +239,23 @@ def expected_methods(model):
     return [name for name in methods if not (model == "SASRec" and name == "bad_teacher")]
 
 
-@pytest.mark.parametrize("model", ["BPR", "SASRec"])
-def test_every_method_runs_on_a_ranking_model_and_verifies_through_the_cli(tmp_path, model):
-    config_file = write_config_file(tmp_path / "run.yaml", **CLI_SETTINGS)
-    out = run_cli(f"--model={model}", f"--config_files={config_file}", cwd=tmp_path)
+RANKING_MODELS = ["BPR", "SASRec"]
+
+
+@pytest.fixture(scope="module")
+def ranking_cli_run(tmp_path_factory):
+    """One command-line run comparing BPR (a random split) and SASRec (leave-one-out) with every method."""
+    workdir = tmp_path_factory.mktemp("ranking_cli")
+    config_file = write_config_file(workdir / "run.yaml", **CLI_SETTINGS)
+    out = run_cli(f"--model={','.join(RANKING_MODELS)}", f"--config_files={config_file}", cwd=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
-    (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / f"{model}-ml-100k-*" / "results.json"))
+    return workdir
+
+
+@pytest.mark.parametrize("model", RANKING_MODELS)
+def test_every_method_runs_on_a_ranking_model_and_verifies_through_the_cli(ranking_cli_run, model):
+    workdir = ranking_cli_run
+    (results,) = glob.glob(str(workdir / "saved" / "unlearn" / f"{model}-ml-100k-*" / "results.json"))
     with open(results) as f:
         rows = {row["method"]: row for row in json.load(f)["results"]}
     assert list(rows) == expected_methods(model)
@@ -229,11 +265,25 @@ def test_every_method_runs_on_a_ranking_model_and_verifies_through_the_cli(tmp_p
         assert "test_auc" not in row
     assert rows["retrain"]["forget_topk_overlap"] == 1 and rows["retrain"]["forget_catalogue_jsd"] == 0
     if model == "SASRec":
-        logs = "".join(open(path).read() for path in glob.glob(str(tmp_path / "log" / model / "*.log")))
+        logs = "".join(open(path).read() for path in glob.glob(str(workdir / "log" / model / "*.log")))
         assert "Skipping bad_teacher" in logs
         receipts = sorted(glob.glob(os.path.join(os.path.dirname(results), "receipt-*.json")))
-        verified = run_cli("verify", *receipts, cwd=tmp_path)
+        verified = run_cli("verify", *receipts, cwd=workdir)
         assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+
+
+def test_models_on_different_splits_are_compared_in_a_table_each(ranking_cli_run):
+    (directory,) = glob.glob(str(ranking_cli_run / "saved" / "unlearn" / "comparison-ml-100k-*"))
+    with open(os.path.join(directory, "comparison.json")) as f:
+        document = json.load(f)
+    groups = document["context"]["data"]
+    assert [group["models"] for group in groups] == [[model] for model in RANKING_MODELS]
+    assert groups[0]["split_sha256"] != groups[1]["split_sha256"]
+    with open(os.path.join(directory, "comparison.md")) as f:
+        headings = [line for line in f if line.startswith(tuple(RANKING_MODELS))]
+    assert [heading.split(" ")[0] for heading in headings] == RANKING_MODELS
+    splits = {(row["model"], row["split_sha256"]) for row in document["results"]}
+    assert splits == {(group["models"][0], group["split_sha256"]) for group in groups}
 
 
 def test_frozen_outputs_of_a_pairwise_sample_are_kept_per_sampled_negative(workdir):

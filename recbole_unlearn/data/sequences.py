@@ -50,11 +50,12 @@ def list_fields(dataset):
     }
 
 
-def check_no_emptied_sequence(dataset, removed, request):
-    """An interaction-level ``request`` (a ``ForgetRequest``) must leave each user of a sequential training
-    split at least one sample: removing all of them forgets the user, which ``forget_level: user`` says."""
+def check_no_emptied_sequence(dataset, forget, removed, request):
+    """An interaction-level ``request`` (a ``ForgetRequest``) must leave each user whose samples it forgets
+    (``forget``) at least one sample of a sequential training split (``removed``: also earlier requests'):
+    removing all of them forgets the user, which ``forget_level: user`` says."""
     users = dataset.inter_feat[dataset.uid_field].numpy()
-    emptied = np.setdiff1d(np.unique(users[removed]), users[~removed])
+    emptied = np.setdiff1d(np.unique(users[forget]), users[~removed])
     if request.level == "interaction" and len(emptied):
         tokens = dataset.id2token(dataset.uid_field, emptied[:5])
         raise BadInput(

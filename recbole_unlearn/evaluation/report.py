@@ -10,7 +10,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.metrics import METRICS, table_metrics  # noqa: E402
 from recbole_unlearn.evaluation.summary import claims_table  # noqa: E402
 from recbole_unlearn.provenance import describe_machine  # noqa: E402
@@ -67,16 +66,39 @@ def markdown_table(rows, compare=False):
 
 
 def comparison_rows(results):
-    return [{"model": result["context"]["model"], **row} for result in results for row in result["rows"]]
+    """Every model's rows, each naming its model and the data it ran on (``FINGERPRINTS``)."""
+    return [
+        {"model": result["context"]["model"], **row, **{key: result["context"][key] for key in FINGERPRINTS}}
+        for result in results
+        for row in result["rows"]
+    ]
+
+
+def data_groups(results):
+    """``unlearn_one`` results grouped by the data they ran on (split and forget set), in run order:
+    general and sequential ranking models split ML-100K differently (RecBole's own settings)."""
+    groups = {}
+    for result in results:
+        groups.setdefault(tuple(result["context"][key] for key in FINGERPRINTS), []).append(result)
+    return list(groups.values())
 
 
 def comparison_table(results):
-    return markdown_table(comparison_rows(results), compare=True)
+    """The comparison's markdown: one table, or one per group of models that ran on the same data."""
+    groups = data_groups(results)
+    if len(groups) == 1:
+        return markdown_table(comparison_rows(results), compare=True)
+    return "\n\n".join(
+        f"{', '.join(result['context']['model'] for result in group)} "
+        f"(split {group[0]['context']['split_sha256'][:12]}, forget set {group[0]['context']['forget_sha256'][:12]}; "
+        "other tables ran on other data):\n\n" + markdown_table(comparison_rows(group), compare=True)
+        for group in groups
+    )
 
 
-def _write_tables(rows, directory, name, document, compare=False, appendix=""):
-    """``name``.csv (the rows), ``name``.json (``document``) and ``name``.md (the rows' table, then
-    ``appendix``)."""
+def _write_tables(rows, directory, name, document, appendix="", table=None):
+    """``name``.csv (the rows), ``name``.json (``document``) and ``name``.md (``table``, by default the
+    rows' table, then ``appendix``)."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, f"{name}.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
@@ -84,7 +106,7 @@ def _write_tables(rows, directory, name, document, compare=False, appendix=""):
         writer.writerows(rows)
     with open(os.path.join(directory, f"{name}.json"), "w") as f:
         json.dump(document, f, indent=2)
-    table = markdown_table(rows, compare)
+    table = table or markdown_table(rows)
     with open(os.path.join(directory, f"{name}.md"), "w") as f:
         f.write(table + "\n" + appendix)
     return table
@@ -110,20 +132,26 @@ def write_seed_results(summary, runs, claims, directory, context):
 
 
 def write_comparison(results, directory):
-    """comparison.csv/.json/.md and comparison.png over several models' runs (``unlearn_one`` results),
-    which must share the split and the forget set."""
+    """comparison.csv/.json/.md and comparison.png over several models' runs (``unlearn_one`` results).
+    Only models that ran on the same split and forget set are compared: with several such groups the
+    markdown has one table per group, and each row of the CSV names its data."""
     contexts = [result["context"] for result in results]
-    for key in FINGERPRINTS:
-        if len({context[key] for context in contexts}) > 1:
-            raise BadInput(
-                f"Cannot compare: the models ran on different data ({key} differs: "
-                + ", ".join(f"{c['model']} {c[key][:12]}" for c in contexts)
-                + ")."
-            )
+    groups = data_groups(results)
     rows = comparison_rows(results)
-    shared = {key: contexts[0][key] for key in ("dataset", "forget_request", "seed", *FINGERPRINTS)}
-    context = {**shared, "runs": {c["model"]: result["run_dir"] for c, result in zip(contexts, results)}}
-    table = _write_tables(rows, directory, "comparison", {"context": context, "results": rows}, compare=True)
+    shared = {key: contexts[0][key] for key in ("dataset", "forget_request", "seed")}
+    context = {
+        **shared,
+        "data": [
+            {
+                "models": [r["context"]["model"] for r in group],
+                **{key: group[0]["context"][key] for key in FINGERPRINTS},
+            }
+            for group in groups
+        ],
+        "runs": {c["model"]: result["run_dir"] for c, result in zip(contexts, results)},
+    }
+    table = comparison_table(results)
+    _write_tables(rows, directory, "comparison", {"context": context, "results": rows}, table=table)
     comparison_plot(rows, os.path.join(directory, "comparison.png"), f"{shared['dataset']}: {shared['forget_request']}")
     return table
 

@@ -14,12 +14,16 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_unlearn.model.llmrec import IGNORE_INDEX
-from recbole_unlearn.model.ranking import is_ranking, ranking_flipped, ranking_logits, ranking_targets
+from recbole_unlearn.model.ranking import (
+    is_ranking,
+    pointwise_logit,
+    ranking_flipped,
+    ranking_logits,
+    ranking_targets,
+)
 
 # Index of each outcome in a two-way distribution, the order of LLMRec's answer_words (yes, no).
 LIKE, DISLIKE = 0, 1
-# torch.logit clamps probabilities to [eps, 1 - eps], so a saturated prediction stays finite.
-PROBABILITY_EPS = 1e-6
 
 
 def has_answer_vocabulary(model):
@@ -53,7 +57,7 @@ def click_logit(model, interaction):
     if isinstance(getattr(model, "loss", None), torch.nn.BCEWithLogitsLoss):
         logit = model(interaction)
     else:
-        logit = torch.logit(model.predict(interaction), eps=PROBABILITY_EPS)
+        logit = pointwise_logit(model, interaction)
     # One logit per sample, also from a model that keeps a trailing axis (KD_DAGFM's teacher phase).
     return logit.squeeze(-1) if logit.dim() == 2 and logit.size(-1) == 1 else logit
 

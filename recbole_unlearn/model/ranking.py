@@ -23,6 +23,7 @@ from recbole_unlearn.errors import BadInput
 RANKING_TYPES = (ModelType.GENERAL, ModelType.SEQUENTIAL, ModelType.TRADITIONAL)
 # Index of each outcome in a two-way answer (as ``answer.LIKE``, ``answer.DISLIKE``).
 ABOVE, BELOW = 0, 1
+# torch.logit clamps probabilities to [eps, 1 - eps], so a saturated prediction stays finite.
 PROBABILITY_EPS = 1e-6
 
 
@@ -47,6 +48,7 @@ def with_item(model, interaction, item_field):
 
 
 def pointwise_logit(model, interaction):
+    """The logit of ``predict``'s probability (a model trained on probabilities, not logits)."""
     return torch.logit(model.predict(interaction), eps=PROBABILITY_EPS)
 
 

@@ -7,6 +7,7 @@ data: LightGCN's holds every training interaction), so every model after the req
 included, holds only the retained data; its evaluation is ``recbole_unlearn.evaluation.ranking``'s.
 """
 
+import functools
 import hashlib
 import os
 from logging import getLogger
@@ -33,9 +34,9 @@ from recbole_unlearn.unlearn.method import METHODS, applicable, hyperparameters
 
 
 class UnlearnProtocol(ProtocolEvaluation):
-    def __init__(self, config, removed_before=None):
-        """``removed_before``: a mask of training rows earlier requests removed (sequential requests);
-        this request forgets what it adds, and the retained data excludes both."""
+    def __init__(self, config, before=None):
+        """``before``: the protocol of the earlier request this one follows (sequential requests); this
+        request forgets what it adds, and the retained data excludes both."""
         self.config = config
         self.logger = getLogger()
         dataset = create_dataset(config)
@@ -43,18 +44,21 @@ class UnlearnProtocol(ProtocolEvaluation):
         self.train_dataset = self.train_data._dataset
         self.ranking = is_ranking(get_model(config["model"]))
         self.request = ForgetRequest.from_config(config)
-        self.forget_mask, self.removed_mask = self.request.masks_after(self.train_dataset, removed_before)
+        self.forget_mask, self.removed_mask = self.request.masks_after(
+            self.train_dataset, before.removed_mask if before else None
+        )
         self.forget_rows = np.flatnonzero(self.forget_mask)
         self.retain_rows = np.flatnonzero(~self.removed_mask)
         if is_sequential(self.train_dataset):
-            check_no_emptied_sequence(self.train_dataset, self.removed_mask, self.request)
-        # An item-level request removes its items from the history-only first position of every sequence.
-        self.removed_first_items = (
-            np.unique(self.train_dataset.inter_feat[self.train_dataset.iid_field].numpy()[self.forget_rows])
+            check_no_emptied_sequence(self.train_dataset, self.forget_mask, self.removed_mask, self.request)
+        # An item-level request (this one or an earlier one) removes its items from the history-only
+        # first position of every sequence.
+        self.removed_first_items = np.union1d(
+            before.removed_first_items if before else [],
+            self.train_dataset.inter_feat[self.train_dataset.iid_field].numpy()[self.forget_rows]
             if self.request.level == "item"
-            else np.array([], dtype=np.int64)
-        )
-        self.retained_dataset = self.retained_subset(self.retain_rows)
+            else [],
+        ).astype(np.int64)
         if self.ranking:
             self.example = next(iter(self.forget_loader())).to(config["device"])
             datasets = [data._dataset for data in (self.train_data, self.valid_data, self.test_data)]
@@ -128,9 +132,15 @@ class UnlearnProtocol(ProtocolEvaluation):
         """Training batches of rows as they were before the request (SISA's shards trained before it)."""
         return train_loader(self.config, self.subset(rows), batch_size)
 
+    @functools.cached_property
+    def retained_dataset(self):
+        """Every retained training row (``retained_subset``): Retrain's training data."""
+        return self.retained_subset(self.retain_rows)
+
     def retained_loader(self, rows, batch_size=None):
         """Training batches of retained rows; sampled negatives avoid each user's retained items only."""
-        return train_loader(self.config, self.retained_subset(rows), batch_size, seen=self.retained_dataset)
+        dataset = self.retained_dataset if rows is self.retain_rows else self.retained_subset(rows)
+        return train_loader(self.config, dataset, batch_size, seen=self.retained_dataset)
 
     def forget_loader(self, batch_size=None):
         """Training batches of the forget rows; sampled negatives avoid each user's training items."""

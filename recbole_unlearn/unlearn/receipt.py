@@ -125,13 +125,13 @@ def rebuild(path):
     process's command line). The start model is the Original, or for a sequential request the model
     the previous receipt's run left (rebuilt the same way)."""
     receipt, directory = read_receipt(path)
-    removed_before, start = None, None
+    before, start = None, None
     if receipt.get("previous_receipt"):
         previous = rebuild(os.path.join(directory, receipt["previous_receipt"]["path"]))
-        removed_before, start = previous.protocol.removed_mask, merge_lora(previous.unlearned)
+        before, start = previous.protocol, merge_lora(previous.unlearned)
     overrides = {**receipt["config"], "unlearn_method": receipt["method"], "unlearn_after": None, "state": "warning"}
     config = RecordedConfig(model=receipt["model"], dataset=receipt["dataset"], config_dict=overrides)
-    protocol = UnlearnProtocol(config, removed_before)
+    protocol = UnlearnProtocol(config, before)
     files = {role: files_of(receipt, role, directory) for role in ("original", "retrain", "unlearned")}
     if start is None:
         start = protocol.load("original", files["original"][0])[0]

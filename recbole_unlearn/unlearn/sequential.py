@@ -22,7 +22,7 @@ def continue_after(receipt_path, config, methods):
             f"unlearn_after: method(s) {refused} cannot continue from a {previous_method.name} run "
             "(SISA only continues SISA's shards, and a shard ensemble cannot be fine-tuned)."
         )
-    protocol = UnlearnProtocol(config, previous.protocol.removed_mask)
+    protocol = UnlearnProtocol(config, previous.protocol)
     if protocol.fingerprints["split_sha256"] != previous.protocol.fingerprints["split_sha256"]:
         raise BadInput(f"unlearn_after: {receipt_path} was run on another split of the data.")
     methods = protocol.check(methods)
