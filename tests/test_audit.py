@@ -150,7 +150,10 @@ KILLED_TRAININGS = {
 }
 
 
-@pytest.mark.parametrize("killed", KILLED_TRAININGS)
+# A SISA shard resumes by the same code as DeepFM's Retrain; it runs with ``-m slow``.
+@pytest.mark.parametrize(
+    "killed", [pytest.param(name, marks=pytest.mark.slow) if "sisa" in name else name for name in KILLED_TRAININGS]
+)
 def test_a_killed_training_resumes_to_the_uninterrupted_model_and_leaves_the_original_untouched(tmp_path, killed):
     method, kill_after, settings = KILLED_TRAININGS[killed]
     model = killed.split("-")[0]
