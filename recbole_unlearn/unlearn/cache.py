@@ -45,15 +45,16 @@ class ModelCache:
     def __init__(self, directory, prefix):
         self.directory = directory
         self.prefix = prefix
-        # Name -> where the build now running keeps its resumable training state.
+        # Name -> (where the build now running keeps its resumable training state, its cache key).
         self.building = {}
 
     def path(self, name, key):
         return os.path.join(self.directory, f"{self.prefix}-{name}-{key[:16]}.safetensors")
 
-    def resume_dir(self, name):
-        """Where the training of ``name`` keeps its state, while the cache builds it (else None)."""
-        return self.building.get(name)
+    def building_state(self, name):
+        """(where the training of ``name`` keeps its state, the cache key it is built for) while the cache
+        builds it, else (None, None)."""
+        return self.building.get(name, (None, None))
 
     def get(self, name, key, build, load, provenance):
         """(model, cost, path): loaded with ``load(path)`` -> (model, cost) if cached, else ``build()``
@@ -63,7 +64,7 @@ class ModelCache:
             model, cost = load(path)
             return model, cost, path
         resume_dir = os.path.join(self.directory, "partial", os.path.basename(path).removesuffix(".safetensors"))
-        self.building[name] = resume_dir
+        self.building[name] = (resume_dir, key)
         try:
             with not_counted(), CostMeter() as meter:
                 model = build()

@@ -171,8 +171,12 @@ class UnlearnProtocol(ProtocolEvaluation):
         model = self.new_model(config, train_data._dataset)
         trainer = safe_trainer_for(config)(config, model)
         trainer.provenance["split_sha256"] = self.fingerprints["split_sha256"]
-        trainer.resume_dir = self.cache.resume_dir(name)
+        trainer.resume_dir, key = self.cache.building_state(name)
         if trainer.resume_dir:
+            # The cache key names the model (it leaves out the forget request, the methods and the seed
+            # list): any run with that key resumes the state, so the state is checked against the key.
+            del trainer.provenance["config_sha256"]
+            trainer.provenance["key"] = key
             trainer.saved_model_file = os.path.join(trainer.resume_dir, "best.safetensors")
             trainer.resume()
         else:
