@@ -16,7 +16,7 @@ from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.groups import active_users
 from recbole_unlearn.evaluation import metrics
 from recbole_unlearn.evaluation.outputs import SplitOutputs
-from recbole_unlearn.evaluation.summary import Claim, summarize, summary_rows
+from recbole_unlearn.evaluation.summary import Claim, claims_table, summarize, summary_rows
 from recbole_unlearn.quick_start import unlearn_one
 
 from conftest import quiet, run_cli, write_config_file
@@ -32,6 +32,13 @@ def test_summary_is_numpys_mean_and_std_and_scipys_t_interval():
     one = summarize([0.7])
     assert one["mean"] == 0.7 and math.isnan(one["std"]) and math.isnan(one["ci95"])
     assert summarize([0.7, math.nan, 0.9])["mean"] == pytest.approx(0.8)
+    assert summarize([0.7, math.nan, 0.9])["n"] == 2 and summarize(values)["n"] == 4
+
+
+def test_a_seed_without_a_finite_difference_is_not_counted_in_a_claim():
+    judged = Claim("a beats b", "m", "a", "b").judge(runs_of([-0.1, math.nan, -0.12]))
+    assert judged["seeds"] == 2 and judged["mean"] == pytest.approx(-0.11)
+    assert "| a beats b | -0.11 ± " in claims_table([judged]) and " | 2 | " in claims_table([judged])
 
 
 def test_summary_rows_cover_every_method_and_numeric_metric():

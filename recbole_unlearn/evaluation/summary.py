@@ -3,7 +3,7 @@ method, and claims about methods judged on their per-seed paired differences.
 
 A claim holds when the whole 95% CI of the mean difference lies on its side of the margin, fails when it
 lies on the other side, and is inconclusive when the CI contains the margin (or with fewer than two seeds).
-NaN values (e.g. an AUC of a one-class group) are left out of a metric's summary.
+NaN values (e.g. an AUC of a one-class group) are left out of a metric's summary and of its seed count.
 """
 
 import math
@@ -19,15 +19,16 @@ CONFIDENCE = 0.95
 
 
 def summarize(values):
-    """Mean, standard deviation (ddof 1) and the half-width of the Student-t 95% CI of the mean."""
+    """Mean, standard deviation (ddof 1), the half-width of the Student-t 95% CI of the mean and ``n``, the
+    number of finite values they are taken over."""
     finite = np.asarray([value for value in values if not math.isnan(value)], dtype=float)
     count = len(finite)
     mean = float(finite.mean()) if count else math.nan
     if count < 2:
-        return {"mean": mean, "std": math.nan, "ci95": math.nan}
+        return {"mean": mean, "std": math.nan, "ci95": math.nan, "n": count}
     std = float(finite.std(ddof=1))
     half_width = float(stats.t.ppf((1 + CONFIDENCE) / 2, count - 1) * std / math.sqrt(count))
-    return {"mean": mean, "std": std, "ci95": half_width}
+    return {"mean": mean, "std": std, "ci95": half_width, "n": count}
 
 
 def _numeric(value):
@@ -35,8 +36,9 @@ def _numeric(value):
 
 
 def summary_rows(runs):
-    """One row per method over ``runs`` (each a list of result rows, one run per seed): ``seeds`` and, for
-    every numeric key, ``<key>_mean``, ``<key>_std`` and ``<key>_ci95``."""
+    """One row per method over ``runs`` (each a list of result rows, one run per seed): ``seeds`` (the runs
+    with the method) and, for every numeric key, ``<key>_mean``, ``<key>_std``, ``<key>_ci95`` and
+    ``<key>_n`` (the seeds with a finite value)."""
     methods = dict.fromkeys(row["method"] for rows in runs for row in rows)
     summary = []
     for method in methods:
@@ -89,6 +91,7 @@ class Claim:
             "differences": differences,
             "mean": summary["mean"],
             "ci95": summary["ci95"],
+            "seeds": summary["n"],
             "verdict": verdict,
         }
 
@@ -130,5 +133,5 @@ def claims_table(verdicts):
     lines = ["| claim | mean difference ± 95% CI | seeds | verdict |", "|---|---|---|---|"]
     for verdict in verdicts:
         difference = claim_difference(verdict)
-        lines.append(f"| {verdict['text']} | {difference} | {len(verdict['differences'])} | {verdict['verdict']} |")
+        lines.append(f"| {verdict['text']} | {difference} | {verdict['seeds']} | {verdict['verdict']} |")
     return "\n".join(lines)
