@@ -12,6 +12,10 @@
 - RecBole's graph models (LightGCN, NGCF, NCL, GCMC, SpectralCF) fill their adjacency matrix with
   ``dok_matrix._update``, which scipy 1.13 removed when its DOK format moved into ``_dict``: ours puts the
   entries there, as the removed method did (RecBole's keys are valid (row, column) pairs).
+- RecBole's SINE module turns on autograd's anomaly detection when it is imported, and importing any
+  sequential model imports it (their package imports every one): each backward pass of the process then
+  checks every gradient for NaN and each forward keeps a traceback per operation. We import that package
+  here and restore the mode it changed.
 """
 
 import os
@@ -24,6 +28,12 @@ import recbole.utils
 import recbole.utils.logger
 import recbole.utils.utils
 import scipy.sparse
+import torch
+
+_anomaly_detection = torch.is_anomaly_enabled()
+import recbole.model.sequential_recommender  # noqa: E402, F401
+
+torch.autograd.set_detect_anomaly(_anomaly_detection)
 
 # The RecBole modules that import ensure_dir by name (``from recbole.utils import ensure_dir``).
 MODULES_WITH_ENSURE_DIR = (

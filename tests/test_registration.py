@@ -117,6 +117,16 @@ def test_import_does_not_import_ray():
     assert out.stdout.strip() == "False"
 
 
+def test_a_sequential_model_leaves_autograd_anomaly_detection_off():
+    """RecBole's SINE module turns anomaly detection on when imported, with every sequential model."""
+    check = (
+        "import torch, recbole_unlearn; from recbole.utils import get_model; "
+        "get_model('SASRec'); print(torch.is_anomaly_enabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False"], out.stderr[-2000:]
+
+
 def test_recbole_creates_a_directory_another_process_made_in_between(tmp_path, monkeypatch):
     """Two DDP ranks in a fresh folder both find ``saved/`` missing, then both create it (CI saw the
     second one fail): every RecBole module's ``ensure_dir`` must accept a directory made after its check."""
