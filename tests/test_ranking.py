@@ -271,9 +271,14 @@ def test_every_method_runs_on_a_ranking_model_and_verifies_through_the_cli(ranki
     if model == "SASRec":
         logs = "".join(open(path).read() for path in glob.glob(str(workdir / "log" / model / "*.log")))
         assert "Skipping bad_teacher" in logs
-        receipts = sorted(glob.glob(os.path.join(os.path.dirname(results), "receipt-*.json")))
-        verified = run_cli("verify", *receipts, cwd=workdir)
-        assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+    if model == "Pop":
+        # Pop's fitted counts live outside its state dict (RecBole's other_parameter), which checkpoints
+        # do not hold yet: its receipts cannot be rebuilt.
+        return
+    # BPR's split is random (RecBole's order RO): a rebuilt receipt must draw the same one.
+    receipts = sorted(glob.glob(os.path.join(os.path.dirname(results), "receipt-*.json")))
+    verified = run_cli("verify", *receipts, cwd=workdir)
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
 
 
 def test_models_on_different_splits_are_compared_in_a_table_each(ranking_cli_run):

@@ -39,6 +39,9 @@ class UnlearnProtocol(ProtocolEvaluation):
         request forgets what it adds, and the retained data excludes both."""
         self.config = config
         self.logger = getLogger()
+        # A random split (RecBole's order RO: BPR, LightGCN, ...) shuffles with the global generators:
+        # seeded here, the split depends on the configuration only, also where a receipt is rebuilt.
+        init_seed(config["seed"], config["reproducibility"])
         dataset = create_dataset(config)
         self.train_data, self.valid_data, self.test_data = data_preparation(config, dataset)
         self.train_dataset = self.train_data._dataset
