@@ -7,7 +7,7 @@ import hashlib
 import os
 from logging import getLogger
 
-from recbole.utils import get_local_time, init_seed
+from recbole.utils import get_local_time
 
 from recbole_unlearn import distributed
 from recbole_unlearn.config import config_with
@@ -62,7 +62,6 @@ def run_seeds(config):
     runs = []
     for index, seed in enumerate(seeds, 1):
         logger.info(f"Seed {seed} ({index} of {len(seeds)})")
-        init_seed(seed, config["reproducibility"])
         result = run_experiment(seeded(config, seed))
         context = {**result["context"], "run_dir": result["run_dir"]}
         runs.append({"seed": seed, "context": context, "rows": result["rows"]})
