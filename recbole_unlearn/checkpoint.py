@@ -10,7 +10,11 @@ multi-process run rank 0 reads and broadcasts.
 import json
 import os
 
+import numpy as np
+import scipy.sparse as sp
 import torch
+from recbole.utils import ModelType
+from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
 from recbole_unlearn import distributed
@@ -18,6 +22,7 @@ from recbole_unlearn.errors import BadInput
 from recbole_unlearn.provenance import code_sha256, file_sha256, library_versions
 
 CHECKPOINT_SUFFIX = ".safetensors"
+FITTED_PREFIX = "__fitted__"
 
 
 def sidecar_path(checkpoint_file):
@@ -37,13 +42,18 @@ def save_checkpoint(model, checkpoint_file, metadata, trainable_only=False):
     os.makedirs(os.path.dirname(os.path.abspath(checkpoint_file)), exist_ok=True)
     tmp_tensors, tmp_json = checkpoint_file + ".tmp", sidecar_path(checkpoint_file) + ".tmp"
     partial = trainable_only and any(not p.requires_grad for p in model.parameters())
+    fitted_tensors, fitted = split_tensors(encode_fitted(fitted_state(model)), FITTED_PREFIX)
     if partial:
         save_file({name: tensor.detach().contiguous() for name, tensor in changing(model).items()}, tmp_tensors)
+    elif fitted_tensors:
+        weights = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+        save_file({**weights, **fitted_tensors}, tmp_tensors)
     else:
         save_model(model, tmp_tensors)
     metadata = {
         **metadata,
         "tensors": "trainable" if partial else "all",
+        **({"fitted": fitted} if fitted else {}),
         "sha256": file_sha256(tmp_tensors),
         "library_versions": library_versions(),
         "code_sha256": code_sha256(),
@@ -65,6 +75,49 @@ def changing(model):
             seen.add(id(tensor))
             changing_tensors[name] = tensor
     return changing_tensors
+
+
+def fitted_state(model):
+    """What a model RecBole fits without gradient descent keeps outside its state dict (Pop's counts,
+    ItemKNN's similarity and prediction matrices): RecBole's ``other_parameter``. Other models' entries
+    there (LightGCN's propagated embeddings) are caches rebuilt on demand, so they are not saved."""
+    if getattr(model, "type", None) != ModelType.TRADITIONAL:
+        return {}
+    return model.other_parameter()
+
+
+def encode_fitted(value):
+    """Numpy arrays and scipy sparse matrices as tensors (plus their kind), for ``split_tensors``."""
+    if isinstance(value, dict):
+        return {key: encode_fitted(item) for key, item in value.items()}
+    if sp.issparse(value):
+        csr = value.tocsr()
+        return {
+            "__sparse__": value.format,
+            "shape": list(csr.shape),
+            "data": torch.from_numpy(csr.data),
+            "indices": torch.from_numpy(csr.indices),
+            "indptr": torch.from_numpy(csr.indptr),
+        }
+    if isinstance(value, np.ndarray):
+        # EASE's similarity is an np.matrix, whose slices stay 2-D: its kind changes the scores' shape.
+        return {"__numpy__": torch.from_numpy(np.ascontiguousarray(value)), "matrix": isinstance(value, np.matrix)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def decode_fitted(value):
+    """The inverse of ``encode_fitted``."""
+    if not isinstance(value, dict):
+        return value
+    if "__sparse__" in value:
+        parts = (value["data"].numpy(), value["indices"].numpy(), value["indptr"].numpy())
+        return sp.csr_matrix(parts, shape=tuple(value["shape"])).asformat(value["__sparse__"])
+    if "__numpy__" in value:
+        array = value["__numpy__"].numpy()
+        return np.asmatrix(array) if value["matrix"] else array
+    return {key: decode_fitted(item) for key, item in value.items()}
 
 
 def read_provenance(checkpoint_file):
@@ -119,6 +172,9 @@ def _load_checkpoint(model, checkpoint_file, device, expect):
                 f"not {value!r}; refusing to load it."
             )
     missing, unexpected = load_model(model, checkpoint_file, strict=False, device=str(device))
+    if "fitted" in metadata:
+        unexpected = [name for name in unexpected if not name.startswith(FITTED_PREFIX + ".")]
+        model.load_other_parameter(_read_fitted(checkpoint_file, metadata["fitted"], device))
     if metadata.get("tensors") == "trainable":
         # An adapter: the frozen weights come from elsewhere; every tensor training changes must be in the file.
         missing = [name for name in changing(model) if name in missing]
@@ -128,6 +184,14 @@ def _load_checkpoint(model, checkpoint_file, device, expect):
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
         )
     return metadata
+
+
+def _read_fitted(checkpoint_file, fitted, device):
+    """A traditional model's fitted state from the checkpoint: tensors on ``device``, the rest in numpy."""
+    with safe_open(checkpoint_file, "pt") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys() if name.startswith(FITTED_PREFIX + ".")}
+    state = decode_fitted(join_tensors(tensors, fitted))
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in state.items()}
 
 
 def split_tensors(state, prefix=""):
