@@ -15,6 +15,7 @@
   declare in the ``recbole_unlearn.methods`` entry-point group.
 - Result metrics (``recbole_unlearn.evaluation.metrics``): one line each, in column order.
 Every step is idempotent, so importing recbole_unlearn twice (or reloading) changes nothing.
+Longer than 250 lines: every registration is here, in one place, and the metrics in column order.
 """
 
 import functools
@@ -30,7 +31,8 @@ from recbole.evaluator import register
 
 from recbole_unlearn.config import init_device, load_internal_config_dict
 from recbole_unlearn.data.dataset import LLMRecDataset
-from recbole_unlearn.evaluation import metrics as m
+from recbole_unlearn.evaluation import cost
+from recbole_unlearn.evaluation import labeled_metrics as m
 from recbole_unlearn.evaluation import ranking_metrics as r
 from recbole_unlearn.evaluation.metrics import register_metric
 from recbole_unlearn.model import llmrec
@@ -130,22 +132,37 @@ def register_metrics():
     test, forget, retrained = ("test",), ("forget",), ("forget", "retrained")
     membership = ("forget", "holdout")
     register_metric("test_auc", m.recbole_metric("test", "auc"), test, "higher", True, "test AUC", compare=True)
+    gap = (*retrained, "original", "holdout")
+    closed = m.forget_gap_closed
     register_metric(
         "forget_gap_closed",
-        m.forget_gap_closed,
-        (*retrained, "original"),
+        closed,
+        gap,
         "higher",
         True,
         "gap closed",
-        fmt="{:.3f}",
+        "{:.3f}",
         compare=True,
+        pooled_from="forget_l2_yesno",
     )
+    register_metric("forget_gap_signal_p", m.forget_gap_signal_p, gap, None, True, "signal p", "{:.3f}")
+    register_metric(
+        "forget_gap_closed_jsd", m.forget_gap_closed_jsd, gap, "higher", True, pooled_from="forget_jsd_yesno"
+    )
+    register_metric("test_auc_retained", m.test_auc_retained, test, "higher", True, "test AUC (retained users)")
     register_ranking_metrics()
     register_metric(
-        "unlearn_seconds", m.cost("seconds"), (), "lower", label="seconds", fmt="{:.0f}", compare=True, family=None
+        "unlearn_seconds",
+        cost.cost_of("seconds"),
+        (),
+        "lower",
+        label="seconds",
+        fmt="{:.0f}",
+        compare=True,
+        family=None,
     )
     register_metric(
-        "seconds_to_best", m.seconds_to_best, (), "lower", label="seconds to best", fmt="{:.0f}", family=None
+        "seconds_to_best", cost.seconds_to_best, (), "lower", label="seconds to best", fmt="{:.0f}", family=None
     )
     register_metric(
         "test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True
@@ -183,14 +200,19 @@ def register_metrics():
         fmt="{:.1f}",
         compare=True,
     )
-    register_metric("test_auc_active", m.test_auc_active, test, "higher", True)
-    register_metric("test_auc_inactive", m.test_auc_inactive, test, "higher", True)
+    register_metric("test_auc_active", m.fairness("active"), test, "higher", True)
+    register_metric("test_auc_inactive", m.fairness("inactive"), test, "higher", True)
     register_metric("fairness_gap", m.fairness_gap, test, receipt=True, label="fairness gap")
-    register_metric("peak_rss_mib", m.cost("peak_rss_mib"), (), "lower", family=None)
-    register_metric("peak_gpu_mib", m.cost("peak_gpu_mib"), (), "lower", family=None)
+    for group in ("active", "inactive"):
+        users = m.fairness(group, "users")
+        register_metric(f"fairness_{group}_users", users, test, label=f"{group} users", fmt="{:.0f}")
+        for size in ("rows", "positives"):
+            register_metric(f"fairness_{group}_{size}", m.fairness(group, size), test, fmt="{:.0f}")
+    register_metric("peak_rss_mib", cost.cost_of("peak_rss_mib"), (), "lower", family=None)
+    register_metric("peak_gpu_mib", cost.cost_of("peak_gpu_mib"), (), "lower", family=None)
     register_metric(
         "trainable_parameters",
-        m.trainable_parameters,
+        cost.trainable_parameters,
         (),
         label="trainable params",
         fmt="{:,}",
@@ -199,7 +221,7 @@ def register_metrics():
         family=None,
     )
     register_metric(
-        "trainable_share", m.trainable_share, (), label="trainable", fmt="{:.2%}", compare=True, family=None
+        "trainable_share", cost.trainable_share, (), label="trainable", fmt="{:.2%}", compare=True, family=None
     )
 
 
@@ -214,14 +236,21 @@ def register_ranking_metrics():
     ranking("test_hit", r.utility("test", "hit"), "higher", label="test HR@K", table=False)
     ranking("test_mrr", r.utility("test", "mrr"), "higher", label="test MRR@K", table=False)
     ranking("valid_ndcg", r.utility("valid", "ndcg"), "higher", True)
-    ranking("forget_gap_closed_topk", r.forget_gap_closed_topk, "higher", True, "gap closed (top-K)", compare=True)
+    topk = {"compare": True, "pooled_from": "forget_topk_distance"}
+    ranking("forget_gap_closed_topk", r.forget_gap_closed_topk, "higher", True, "gap closed (top-K)", **topk)
+    ranking("forget_topk_distance", r.forget_topk_distance, "lower")
     # Residual exposure: no direction (the target is the Retrain model's share, not zero).
     ranking("forget_exposure", r.forget_exposure, None, True, "exposure@K", compare=True)
     ranking("forget_topk_overlap", r.forget_topk_overlap, "higher", True, "top-K overlap")
     ranking("forget_catalogue_jsd", r.forget_catalogue_jsd, "lower", True, "catalogue JSD", fmt="{:.2e}")
     ranking("forget_score_mia_auc", r.forget_score_mia_auc, None, True, "MIA AUC", compare=True)
     ranking("forget_score_privleak", r.forget_score_privleak, None, True, "privleak", fmt="{:.1f}", compare=True)
+    ranking("test_ndcg_retained", r.test_ndcg_retained, "higher", True, "test NDCG@K (retained users)")
     ranking("fairness_gap_ndcg", r.fairness_gap_ndcg, None, True, "fairness gap (NDCG)")
+    for group in ("active", "inactive"):
+        ranking(f"test_ndcg_{group}", r.fairness_ndcg(group), "higher", True)
+        users = r.fairness_ndcg(group, size=True)
+        ranking(f"fairness_ndcg_{group}_users", users, None, True, f"{group} users", fmt="{:.0f}")
 
 
 def register_all():

@@ -49,8 +49,11 @@ def run_example(name, monkeypatch, capsys, *arguments):
 def test_compare_pairs_judges_a_finished_run(results_file, monkeypatch, capsys):
     out = run_example("compare_pairs.py", monkeypatch, capsys, results_file, "better,worse", "worse,better")
     gap = METRICS["forget_gap_closed"].label
-    assert f"| better higher {gap} than worse | 0.300 ± 0.000 | 3 | holds |" in out
-    assert f"| worse higher {gap} than better | -0.300 ± 0.000 | 3 | fails |" in out
+    lines = {line.split(" | ")[0]: line.split(" | ")[1:] for line in out.splitlines()}
+    # A difference without spread (but for rounding): p about 0, also after Holm's correction.
+    better, worse = lines[f"| better higher {gap} than worse"], lines[f"| worse higher {gap} than better"]
+    assert better[0] == "0.300 ± 0.000" and worse[0] == "-0.300 ± 0.000" and better[1] == worse[1] == "3"
+    assert float(better[2]) < 1e-9 and better[3] == "holds |" and worse[3] == "fails |"
 
 
 def test_compare_pairs_names_a_method_the_run_lacks(results_file, monkeypatch, capsys):
@@ -67,9 +70,16 @@ def test_claims_by_model_shows_each_verdict_with_its_difference(results_file, mo
 
 def test_headline_columns_prints_one_row_per_method(results_file, monkeypatch, capsys):
     out = run_example("headline_columns.py", monkeypatch, capsys, results_file)
-    # Gap closed 0.0/0.1/0.2 (+0.3): mean 0.1 (0.4), CI half-width t(2) * 0.1 / sqrt(3) = 0.248.
-    assert "| worse | 0.100 ± 0.248 | 0.5000 ± 0.0000 |" in out
-    assert "| better | 0.400 ± 0.248 | 0.5000 ± 0.0000 |" in out
+    # Gap closed 0.0/0.1/0.2 (+0.3): mean 0.1 (0.4), CI half-width t(2) * 0.1 / sqrt(3) = 0.248; then
+    # the signal p-value and test AUC (0.5 in every row).
+    assert "| worse | 0.100 ± 0.248 | 0.500 ± 0.000 | 0.5000 ± 0.0000 |" in out
+    assert "| better | 0.400 ± 0.248 | 0.500 ± 0.000 | 0.5000 ± 0.0000 |" in out
+    assert "| active users | inactive users |" in out
+
+
+def test_headline_columns_adds_named_columns(results_file, monkeypatch, capsys):
+    out = run_example("headline_columns.py", monkeypatch, capsys, results_file, "--extra=forget_gap_closed_jsd")
+    assert out.splitlines()[2].endswith("| trainable | forget_gap_closed_jsd |")
 
 
 def test_headline_columns_says_what_produced_the_run(results_file, monkeypatch, capsys):

@@ -193,8 +193,8 @@ def test_forget_query_outputs_by_hand():
 def outputs_with(**fields):
     defaults = {
         "utility": {"test": {"ndcg@20": 0.1}},
-        "test_users": np.array([1, 2, 3]),
-        "test_ndcg": np.array([1.0, 0.5, 0.0]),
+        "test_users": np.array([1, 2, 3, 4]),
+        "test_ndcg": np.array([1.0, 0.5, 0.0, 0.9]),
         "topk": np.array([[1, 2, 3], [4, 5, 6]]),
         "hits": 2,
         "targets": 3,
@@ -205,8 +205,10 @@ def outputs_with(**fields):
 
 
 def evaluation_of(outputs, retrained, original):
-    config = {"topk": [10, 20]}
-    return RankingEvaluation(config, outputs, retrained, original, {}, 1, 1, active_users=np.array([1]))
+    config = {"topk": [10, 20], "unlearn_fairness_min_users": 1}
+    # User 4 is forgotten or cold: in no group.
+    groups = {"active": np.array([1]), "inactive": np.array([2, 3])}
+    return RankingEvaluation(config, outputs, retrained, original, {}, 1, 1, groups=groups)
 
 
 def test_ranking_metrics_by_hand():
@@ -226,8 +228,10 @@ def test_ranking_metrics_by_hand():
     # Members above non-members in 7 of 9 pairs; Retrain's in 1 of 4.
     assert r.forget_score_mia_auc(evaluation) == pytest.approx(7 / 9)
     assert r.forget_score_privleak(evaluation) == pytest.approx(((1 - 7 / 9) - 0.75) / 0.75 * 100)
-    # Active user 1 (NDCG 1.0) against users 2 and 3 (0.5, 0.0).
+    # Active user 1 (NDCG 1.0) against users 2 and 3 (0.5, 0.0); user 4 counts in neither.
     assert r.fairness_gap_ndcg(evaluation) == pytest.approx(0.75)
+    assert r.fairness_ndcg("inactive", size=True)(evaluation) == 2
+    assert r.test_ndcg_retained(evaluation) == pytest.approx(0.5)
     assert math.isnan(r.forget_gap_closed_topk(evaluation_of(model, retrained, retrained)))
 
 

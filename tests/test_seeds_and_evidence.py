@@ -10,16 +10,21 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from recbole.data import create_dataset, data_preparation
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
+from recbole_unlearn import Config
 from recbole_unlearn.data.forget import ForgetRequest
-from recbole_unlearn.data.groups import active_users
-from recbole_unlearn.evaluation import metrics
+from recbole_unlearn.data.groups import fairness_groups
+from recbole_unlearn.evaluation import labeled_metrics as metrics
+from recbole_unlearn.evaluation.fairness import per_user_auc
 from recbole_unlearn.evaluation.outputs import SplitOutputs
-from recbole_unlearn.evaluation.summary import Claim, claims_table, summarize, summary_rows
+from recbole_unlearn.evaluation.summary import Claim, claims_table, judge_claims, summarize, summary_rows
 from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
-from conftest import quiet, run_cli, write_config_file
+from conftest import SMALL_WINDOW, quiet, run_cli, write_config_file
 
 
 def test_summary_is_numpys_mean_and_std_and_scipys_t_interval():
@@ -39,6 +44,29 @@ def test_a_seed_without_a_finite_difference_is_not_counted_in_a_claim():
     judged = Claim("a beats b", "m", "a", "b").judge(runs_of([-0.1, math.nan, -0.12]))
     assert judged["seeds"] == 2 and judged["mean"] == pytest.approx(-0.11)
     assert "| a beats b | -0.11 ± " in claims_table([judged]) and " | 2 | " in claims_table([judged])
+
+
+def test_claims_judged_together_are_holm_corrected_as_by_hand():
+    runs = [
+        [{"method": "a", "x": 1.0 + dx, "y": 1.0 + dy, "z": 1.0 + dz}, {"method": "b", "x": 1.0, "y": 1.0, "z": 1.0}]
+        for dx, dy, dz in [(0.10, 0.30, 0.02), (0.12, 0.05, -0.01), (0.11, 0.20, 0.03), (0.13, 0.15, 0.00)]
+    ]
+    claims = [Claim(f"a beats b on {m}", m, "a", "b", "higher") for m in ("x", "y", "z")]
+    differences = {m: [rows[0][m] - 1.0 for rows in runs] for m in ("x", "y", "z")}
+    p = {m: stats.ttest_1samp(values, 0.0).pvalue for m, values in differences.items()}
+    # Holm by hand: the i-th smallest p-value times (3 - i), never below the one before it.
+    ordered = sorted(p, key=p.get)
+    adjusted, running = {}, 0.0
+    for rank, m in enumerate(ordered):
+        running = max(running, min(1.0, (3 - rank) * p[m]))
+        adjusted[m] = running
+    verdicts = {v["metric"]: v for v in judge_claims(claims, runs)}
+    for m in ("x", "y", "z"):
+        assert verdicts[m]["p"] == pytest.approx(p[m]) and verdicts[m]["p_holm"] == pytest.approx(adjusted[m])
+        assert verdicts[m]["verdict"] == ("holds" if adjusted[m] < 0.05 else "inconclusive")
+    # y holds on its own (p < 0.05) but not among three claims.
+    assert p["y"] < 0.05 < adjusted["y"] and Claim("y alone", "y", "a", "b", "higher").judge(runs)["verdict"] == "holds"
+    assert "| p (Holm) |" in claims_table(list(verdicts.values()))
 
 
 def test_summary_rows_cover_every_method_and_numeric_metric():
@@ -111,17 +139,47 @@ def test_mia_auc_is_higher_for_a_model_trained_on_the_members():
     assert metrics.forget_privleak(evaluation) == pytest.approx(expected) and expected < 0
 
 
-def test_gap_closed_is_one_at_retrain_zero_at_the_original():
-    original = {"forget": outputs([1, 0, 1], [0.9, 0.2, 0.8])}
-    retrained = {"forget": outputs([1, 0, 1], [0.5, 0.5, 0.4])}
-    halfway = {"forget": outputs([1, 0, 1], [0.7, 0.35, 0.6])}
+def gap_evaluation(model, original, retrained):
+    return SimpleNamespace(outputs=model, retrained=retrained, original=original, memo={})
 
-    def gap(model):
-        return metrics.forget_gap_closed(SimpleNamespace(outputs=model, retrained=retrained, original=original))
 
-    assert gap(retrained) == pytest.approx(1) and gap(original) == pytest.approx(0)
-    assert 0 < gap(halfway) < 1
-    assert gap({"forget": outputs([1, 0, 1], [0.99, 0.01, 0.99])}) < 0
+# The Original differs from Retrain on the forget set (it remembers the labels), not on the holdout.
+HOLDOUT = outputs([1, 0, 1, 0], [0.5, 0.5, 0.4, 0.5])
+ORIGINAL = {"forget": outputs([1, 0, 1, 0], [0.9, 0.2, 0.8, 0.1]), "holdout": HOLDOUT}
+RETRAINED = {
+    "forget": outputs([1, 0, 1, 0], [0.5, 0.5, 0.4, 0.6]),
+    "holdout": outputs([1, 0, 1, 0], [0.5, 0.5, 0.4, 0.51]),
+}
+
+
+def test_gap_closed_is_linear_one_at_retrain_zero_at_the_original():
+    def gap(like, squared=False):
+        model = {"forget": outputs([1, 0, 1, 0], like), "holdout": HOLDOUT}
+        evaluation = gap_evaluation(model, ORIGINAL, RETRAINED)
+        return (metrics.forget_gap_closed_jsd if squared else metrics.forget_gap_closed)(evaluation)
+
+    original, retrained = ORIGINAL["forget"].like, RETRAINED["forget"].like
+    assert gap(retrained) == pytest.approx(1, abs=1e-12) and gap(original) == pytest.approx(0, abs=1e-12)
+    assert gap((original + retrained) / 2) == pytest.approx(0.5, abs=1e-9)
+    assert gap(0.75 * original + 0.25 * retrained) == pytest.approx(0.25, abs=1e-9)
+    # The squared scale calls half-way about three quarters.
+    assert 0.7 < gap((original + retrained) / 2, squared=True) < 0.8
+    assert gap([0.99, 0.01, 0.99, 0.01]) < 0
+
+
+def test_gap_closed_without_a_signal_is_nan(caplog):
+    # The Original is as far from Retrain on the forget set as on data neither trained on.
+    same = outputs([1, 0, 1, 0], [0.55, 0.45, 0.5, 0.6])
+    original = {"forget": same, "holdout": same}
+    retrained = {
+        "forget": outputs([1, 0, 1, 0], [0.5, 0.5, 0.45, 0.55]),
+        "holdout": outputs([1, 0, 1, 0], [0.5, 0.5, 0.45, 0.55]),
+    }
+    evaluation = gap_evaluation({"forget": same, "holdout": same}, original, retrained)
+    assert metrics.forget_gap_signal_p(evaluation) > 0.05
+    assert math.isnan(metrics.forget_gap_closed(evaluation)) and math.isnan(metrics.forget_gap_closed_jsd(evaluation))
+    assert "forget_gap_closed is NaN (no signal)" in caplog.text
+    assert metrics.forget_gap_signal_p(gap_evaluation(ORIGINAL, ORIGINAL, RETRAINED)) < 0.05
 
 
 def hand_dataset(activity):
@@ -159,18 +217,49 @@ def test_core_and_edge_pick_the_most_and_least_active_users():
         ForgetRequest(selection="active")
 
 
-def test_fairness_groups_test_users_by_training_activity(caplog):
-    dataset = hand_dataset({user: user for user in range(1, 21)})
-    active = active_users(dataset, 0.1)
-    assert sorted(active) == [19, 20]
-    # Active users' scores rank their labels perfectly, the others' invert them.
-    test = outputs([1, 0, 1, 0, 1, 0], [0.9, 0.1, 0.8, 0.8, 0.3, 0.7], users=[20, 19, 20, 3, 4, 5])
-    evaluation = SimpleNamespace(outputs={"test": test}, active_users=active)
-    assert metrics.test_auc_active(evaluation) == 1 and metrics.test_auc_inactive(evaluation) == 0
-    assert metrics.fairness_gap(evaluation) == 1
-    one_class = outputs([1, 1, 0, 1], [0.9, 0.8, 0.2, 0.3], users=[20, 19, 3, 4])
-    assert math.isnan(metrics.test_auc_active(SimpleNamespace(outputs={"test": one_class}, active_users=active)))
-    assert "test_auc_active is NaN: the active users' test labels hold fewer than two classes" in caplog.text
+def test_fairness_groups_are_retained_users_by_retained_activity_without_cold_or_forgotten_users(caplog):
+    # Users 1..40, user u with u training interactions; users 39 and 40 (the most active) are forgotten.
+    dataset = hand_dataset({user: user for user in range(1, 41)})
+    train_users = dataset.inter_feat["user_id"].numpy()
+    groups = fairness_groups(dataset, ~np.isin(train_users, [39, 40]), 0.1)
+    assert groups["active"].tolist() == [35, 36, 37, 38]
+    assert groups["inactive"].tolist() == list(range(1, 35))
+    # Test rows: active users rank perfectly, the others invert; 41 is cold, 40 forgotten: neither counts.
+    test_users, labels, like = [], [], []
+    for user in [*range(1, 39), 40, 41]:
+        test_users += [user, user, user]
+        labels += [1, 0, 0]
+        like += [0.9, 0.1, 0.2] if user >= 35 else [0.5, 0.9, 0.2]
+    test = outputs(labels, like, users=test_users)
+    evaluation = SimpleNamespace(
+        outputs={"test": test}, groups=groups, memo={}, config={"unlearn_fairness_min_users": 4}
+    )
+    assert metrics.fairness("active")(evaluation) == 1 and metrics.fairness("inactive")(evaluation) == 0.5
+    assert metrics.fairness_gap(evaluation) == 0.5
+    assert [metrics.fairness("active", key)(evaluation) for key in ("users", "rows", "positives")] == [4, 12, 4]
+    assert metrics.fairness("inactive", "users")(evaluation) == 34
+    assert metrics.test_auc_retained(evaluation) == roc_auc_score(labels[:-6], like[:-6])
+    # Below the threshold: NaN, with the reason.
+    evaluation = SimpleNamespace(
+        outputs={"test": test}, groups=groups, memo={}, config={"unlearn_fairness_min_users": 5}
+    )
+    assert math.isnan(metrics.fairness("active")(evaluation)) and math.isnan(metrics.fairness_gap(evaluation))
+    assert metrics.fairness("active", "users")(evaluation) == 4
+    assert (
+        "active group's test AUC is NaN: 4 users have a per-user value, fewer than unlearn_fairness_min_users = 5"
+        in caplog.text
+    )
+
+
+def test_per_user_auc_is_scikit_learns_per_user_with_ties():
+    generator = np.random.default_rng(0)
+    users = generator.integers(0, 30, 600)
+    labels = generator.integers(0, 2, 600).astype(float)
+    scores = generator.integers(0, 5, 600) / 4  # many ties
+    per_user = per_user_auc(users, labels, scores)
+    for user, auc in per_user.auc.items():
+        chosen = users == user
+        assert auc == pytest.approx(roc_auc_score(labels[chosen], scores[chosen]), abs=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +304,7 @@ def test_seeds_give_per_seed_rows_a_summary_and_claims(seeded_run):
     assert any(text.startswith("neggrad higher gap closed than e2urec") for text in claims)
     # Claims naming a method that did not run (Bad-T, SISA) are left out.
     assert not any("bad_teacher" in text or "sisa" in text for text in claims)
-    assert " ± " in stdout and "| claim | mean difference ± 95% CI | seeds | verdict |" in stdout
+    assert " ± " in stdout and "| claim | mean difference ± 95% CI | seeds | p (Holm) | verdict |" in stdout
 
 
 def test_a_seeds_receipt_records_selection_and_seeds_and_verifies(seeded_run):
@@ -246,3 +335,47 @@ def test_bad_seed_options_name_their_key(workdir):
         unlearn_one("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_seeds=[3, 3]))
     with pytest.raises(ValueError, match="unlearn_seeds cannot be combined with unlearn_after"):
         unlearn_one("DeepFM", "ml-100k", config_dict=quiet(unlearn_seeds=[3, 4], unlearn_after="receipt.json"))
+
+
+def user_item_pairs(dataset):
+    inter = dataset.inter_feat
+    return set(zip(inter[dataset.uid_field].tolist(), inter[dataset.iid_field].tolist()))
+
+
+@pytest.mark.parametrize("level", ["user", "interaction"])
+def test_the_mia_holdout_reaches_no_model(workdir, level):
+    """Every model trains on rows of the protocol's training split (the Original on its loader, Retrain
+    and SISA's shards on subsets of it): the holdout is in none of them, nor in the forget set."""
+    config = Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, forget_level=level))
+    protocol = UnlearnProtocol(config)
+    full_train = data_preparation(config, create_dataset(config))[0]._dataset
+    holdout = user_item_pairs(protocol.holdout_dataset)
+    training = user_item_pairs(protocol.train_dataset)
+    assert holdout and not holdout & training and not holdout & user_item_pairs(protocol.train_data._dataset)
+    assert not holdout & user_item_pairs(protocol.subset(protocol.forget_rows))
+    assert holdout | training == user_item_pairs(full_train)
+    if level == "user":
+        users = set(protocol.holdout_dataset.inter_feat["user_id"].tolist())
+        assert not users & set(protocol.train_dataset.inter_feat["user_id"].tolist())
+        # Drawn as the request is: 5% of the training users.
+        assert len(users) == round(0.05 * len(set(full_train.inter_feat["user_id"].tolist())))
+
+
+def test_retrains_mia_auc_is_near_chance_against_the_holdout_over_seeds(workdir):
+    """Forgotten and held-out users are both random users Retrain never saw: its attack AUC is 0.5 but
+    for sampling noise (about 0.03 per seed on this slice)."""
+    result = unlearn_one(
+        "DeepFM",
+        "ml-100k",
+        config_dict=quiet(epochs=1, unlearn_method="neggrad", val_interval=SMALL_WINDOW, unlearn_seeds=[1, 2, 3]),
+    )
+    retrain = next(row for row in result["rows"] if row["method"] == "retrain")
+    assert abs(retrain["forget_mia_auc_mean"] - 0.5) < 0.1, retrain["forget_mia_auc_mean"]
+
+
+def test_the_old_validation_holdout_is_an_option_and_a_bad_value_names_the_key(workdir):
+    config = Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_mia_holdout="valid"))
+    protocol = UnlearnProtocol(config)
+    assert user_item_pairs(protocol.holdout_dataset) <= user_item_pairs(protocol.valid_data._dataset)
+    with pytest.raises(ValueError, match="unlearn_mia_holdout must be a share of the training split"):
+        UnlearnProtocol(Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_mia_holdout=1.5)))

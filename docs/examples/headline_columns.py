@@ -1,10 +1,12 @@
 """A results.md section from a finished run's results.json: what produced it (command, commit, date,
-seeds, machine, training precision), the headline columns (gap closed, test AUC, MIA AUC, forget JSD
-(y/n), seconds, trainable share; for a ranking model test NDCG@K, gap closed on top-K lists, residual
-exposure and score MIA AUC in place of the first four) with each cell as the run's own tables show it
-(``mean ± 95% CI`` over seeds), and the claims block of a run over seeds.
+seeds, machine, training precision), the headline columns (gap closed and its signal p-value, test AUC
+on all and on retained users, MIA AUC, the fairness gap with its groups' sizes, seconds, trainable share;
+for a ranking model NDCG@K, gap closed on top-K lists and residual exposure in place of AUC and the
+signal check) with each cell as the run's own tables show it (``mean ± 95% CI`` over seeds), and the
+claims block of a run over seeds. ``--extra`` adds columns by metric name (e.g. forget_gap_closed_jsd).
 
 Usage: python docs/examples/headline_columns.py saved/unlearn/<run>/results.json [--command="..."] [--commit=SHA]
+       [--extra=forget_gap_closed_jsd,...]
 """
 
 import argparse
@@ -20,17 +22,25 @@ from recbole_unlearn.provenance import describe_machine
 COLUMNS = {
     "labeled": (
         "forget_gap_closed",
+        "forget_gap_signal_p",
         "test_auc",
+        "test_auc_retained",
         "forget_mia_auc",
-        "forget_jsd_yesno",
+        "fairness_gap",
+        "fairness_active_users",
+        "fairness_inactive_users",
         "unlearn_seconds",
         "trainable_share",
     ),
     "ranking": (
         "forget_gap_closed_topk",
         "test_ndcg",
+        "test_ndcg_retained",
         "forget_exposure",
         "forget_score_mia_auc",
+        "fairness_gap_ndcg",
+        "fairness_ndcg_active_users",
+        "fairness_ndcg_inactive_users",
         "unlearn_seconds",
         "trainable_share",
     ),
@@ -53,18 +63,19 @@ def provenance(path, document, command, commit):
     return lines
 
 
-def table(rows):
-    columns = COLUMNS[family_of(rows)]
-    lines = ["| method | " + " | ".join(METRICS[name].label for name in columns) + " |"]
+def table(rows, extra=()):
+    columns = [*COLUMNS[family_of(rows)], *extra]
+    lines = ["| method | " + " | ".join(METRICS[name].label or name for name in columns) + " |"]
     lines.append("|---" * (len(columns) + 1) + "|")
     lines += [f"| {row['method']} | " + " | ".join(cell(METRICS[name], row) for name in columns) + " |" for row in rows]
     return lines
 
 
-def main(path, command=None, commit=None):
+def main(path, command=None, commit=None, extra=()):
     with open(path) as f:
         document = json.load(f)
-    lines = [*provenance(path, document, command, commit), "", *table(document.get("summary") or document["results"])]
+    rows = document.get("summary") or document["results"]
+    lines = [*provenance(path, document, command, commit), "", *table(rows, extra)]
     if document.get("claims"):
         lines += ["", claims_table(document["claims"])]
     print("\n".join(lines))
@@ -75,5 +86,6 @@ if __name__ == "__main__":
     parser.add_argument("results")
     parser.add_argument("--command", help="the command that produced the run")
     parser.add_argument("--commit", help="the commit it ran at")
+    parser.add_argument("--extra", default="", help="more columns: metric names, comma-separated")
     args = parser.parse_args()
-    main(args.results, args.command, args.commit)
+    main(args.results, args.command, args.commit, [name for name in args.extra.split(",") if name])

@@ -21,6 +21,11 @@ def interaction_tokens(dataset):
     return [f"{user}:{item}:{label:g}" for user, item, label in zip(users, items, labels)]
 
 
+def tokens_sha256(dataset):
+    """SHA-256 of the sorted ``interaction_tokens`` of ``dataset``: the same rows in any order, the same hash."""
+    return hashlib.sha256("\n".join(sorted(interaction_tokens(dataset))).encode()).hexdigest()
+
+
 def split_sha256(*parts):
     """SHA-256 of a split: raw user, item and label of every row of each part (dataloaders), in order."""
     digest = hashlib.sha256()

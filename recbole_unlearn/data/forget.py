@@ -29,6 +29,16 @@ def read_id_file(path):
         raise BadInput(f"forget_file '{path}' cannot be read: {error}") from error
 
 
+def level_units(dataset, level):
+    """Each row's unit at ``level``: its user, its item, or its (user, item) pair as one integer."""
+    inter = dataset.inter_feat
+    users = inter[dataset.uid_field].numpy()
+    items = inter[dataset.iid_field].numpy()
+    if level == "interaction":
+        return users.astype(np.int64) * dataset.item_num + items
+    return users if level == "user" else items
+
+
 @dataclass(frozen=True)
 class ForgetRequest:
     level: str = "user"
@@ -99,14 +109,8 @@ class ForgetRequest:
 
     def mask(self, dataset):
         """Boolean mask over ``dataset.inter_feat`` rows (a training split) that are to be forgotten."""
-        inter = dataset.inter_feat
-        users = inter[dataset.uid_field].numpy()
-        items = inter[dataset.iid_field].numpy()
-        if self.level == "interaction":
-            units = users.astype(np.int64) * dataset.item_num + items
-        else:
-            units = users if self.level == "user" else items
-        chosen = self._explicit_units(dataset) if self.ids else self._drawn_units(units)
+        units = level_units(dataset, self.level)
+        chosen = self.explicit_units(dataset) if self.ids else self._drawn_units(units)
         mask = np.isin(units, chosen)
         if not mask.any():
             raise BadInput(f"The {self.describe()} selects no training interaction: the forget set is empty.")
@@ -131,7 +135,8 @@ class ForgetRequest:
         chosen = most_active_first[:count] if self.selection == "core" else most_active_first[::-1][:count]
         return candidates[chosen]
 
-    def _explicit_units(self, dataset):
+    def explicit_units(self, dataset):
+        """The remapped units of the raw ids the request names (BadInput naming the unknown ones)."""
         known, unknown = [], []
         for token in self.ids:
             unit = self._unit_of(dataset, token)

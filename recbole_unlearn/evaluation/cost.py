@@ -1,4 +1,4 @@
-"""The cost of a block of work: wall time and peak memory."""
+"""The cost of a block of work (wall time and peak memory), and the metrics that report it."""
 
 import threading
 import time
@@ -114,3 +114,26 @@ class CostMeter:
 
 def utc_now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# Cost metrics of every model family (registered in recbole_unlearn.registry).
+
+
+def cost_of(key):
+    """A metric reading the measured cost ``key`` (``seconds``, ``peak_rss_mib``, ``peak_gpu_mib``)."""
+    return lambda evaluation: evaluation.cost[key]
+
+
+def seconds_to_best(evaluation):
+    """A model built by RecBole's training (the Original, Retrain, SISA's retrained shards, summed): its
+    training loops' seconds up to the kept (best) epoch, as the official E2URec code counts Retrain's
+    time; any other: its whole time (``unlearn_seconds``)."""
+    return evaluation.cost.get("seconds_to_best", evaluation.cost["seconds"])
+
+
+def trainable_parameters(evaluation):
+    return evaluation.trainable_parameters
+
+
+def trainable_share(evaluation):
+    return evaluation.trainable_parameters / evaluation.total_parameters

@@ -119,7 +119,7 @@ def collect_outputs(
 @dataclass
 class Evaluation:
     """What metrics read about one evaluated model: its outputs per split, the Retrain model's and the
-    Original's, its cost, and the users the fairness metrics count as active."""
+    Original's, its cost, and the fairness groups of retained users."""
 
     config: object
     outputs: dict  # split name -> SplitOutputs
@@ -128,7 +128,8 @@ class Evaluation:
     cost: dict
     trainable_parameters: int
     total_parameters: int
-    active_users: np.ndarray = None  # internal ids of the training split's most active users
+    groups: dict = None  # fairness groups: "active" and "inactive" retained users' internal ids
+    memo: dict = field(default_factory=dict, repr=False)  # what several metrics read, computed once
     _recbole_results: dict = field(default_factory=dict, repr=False)
     family: str = field(default="labeled", init=False)
 

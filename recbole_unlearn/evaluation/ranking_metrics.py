@@ -11,13 +11,14 @@ from logging import getLogger
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from recbole_unlearn.evaluation.fairness import group_value, retained_users
 from recbole_unlearn.evaluation.ranking import largest_k
 
 
 @dataclass
 class RankingEvaluation:
     """What ranking metrics read about one evaluated model: its ``RankingOutputs``, the Retrain model's
-    and the Original's, its cost and the training split's active users."""
+    and the Original's, its cost and the fairness groups of retained users."""
 
     config: object
     outputs: object  # RankingOutputs
@@ -26,7 +27,7 @@ class RankingEvaluation:
     cost: dict
     trainable_parameters: int
     total_parameters: int
-    active_users: np.ndarray = None
+    groups: dict = None  # fairness groups: "active" and "inactive" retained users' internal ids
     family: str = field(default="ranking", init=False)
 
     def extra_columns(self):
@@ -63,6 +64,11 @@ def forget_catalogue_jsd(evaluation):
     return float(evaluation.outputs.distances["jsd"].mean())
 
 
+def forget_topk_distance(evaluation):
+    """``1 - forget_topk_overlap``: the top-K distance gap closed is linear in."""
+    return 1 - forget_topk_overlap(evaluation)
+
+
 def forget_gap_closed_topk(evaluation):
     """``1 - d(model, Retrain) / d(Original, Retrain)`` for the top-K distance ``1 - overlap``, a linear
     scale: 1 = the Retrain model's top-K lists, 0 = no closer than not unlearning, negative = farther."""
@@ -95,16 +101,25 @@ def forget_score_privleak(evaluation):
     return ((1 - forget_score_mia_auc(evaluation)) - retrained) / retrained * 100
 
 
-def group_ndcg(evaluation, active):
-    """Mean per-user test NDCG@K of the active users (``active``) or of the others."""
+def group_ndcg(evaluation, group):
+    """The mean per-user test NDCG@K of a fairness group of retained users (``active`` or ``inactive``) and
+    its number of test users; NaN (logged) below ``unlearn_fairness_min_users`` users."""
     outputs = evaluation.outputs
-    chosen = np.isin(outputs.test_users, evaluation.active_users) == active
-    if not chosen.any():
-        getLogger().warning(f"The {'active' if active else 'inactive'} group has no test user: its NDCG is NaN.")
-        return float("nan")
-    return float(outputs.test_ndcg[chosen].mean())
+    chosen = np.isin(outputs.test_users, evaluation.groups[group])
+    return group_value(evaluation, group, outputs.test_ndcg[chosen], "test NDCG"), int(chosen.sum())
+
+
+def fairness_ndcg(group, size=False):
+    """A fairness group's mean per-user test NDCG@K, or (``size``) its number of test users."""
+    return lambda evaluation: group_ndcg(evaluation, group)[1 if size else 0]
 
 
 def fairness_gap_ndcg(evaluation):
-    """CURE4Rec's A-IGF on NDCG: the active users' mean test NDCG@K minus the others'."""
-    return group_ndcg(evaluation, active=True) - group_ndcg(evaluation, active=False)
+    """CURE4Rec's A-IGF on NDCG: the active group's mean per-user test NDCG@K minus the inactive group's."""
+    return group_ndcg(evaluation, "active")[0] - group_ndcg(evaluation, "inactive")[0]
+
+
+def test_ndcg_retained(evaluation):
+    """Mean per-user test NDCG@K over users who keep training data (forgotten users left out)."""
+    outputs = evaluation.outputs
+    return float(outputs.test_ndcg[np.isin(outputs.test_users, retained_users(evaluation))].mean())

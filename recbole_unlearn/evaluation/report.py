@@ -22,13 +22,17 @@ FINGERPRINTS = ("split_sha256", "forget_sha256")
 
 
 def cell(metric, row):
-    """A metric's value in ``row``, or for a summary row over seeds its ``mean ± 95% CI``."""
+    """A metric's value in ``row``, or for a summary row over seeds its ``mean ± 95% CI`` (and a gap closed's
+    ratio of means over seeds, ``pooled``)."""
     if metric.name in row:
         return metric.show(row[metric.name])
     mean, half_width = row[f"{metric.name}_mean"], row[f"{metric.name}_ci95"]
     if float(mean).is_integer() and (math.isnan(half_width) or half_width == 0):
         mean, half_width = int(mean), int(0 if math.isnan(half_width) else half_width)
-    return f"{metric.show(mean)} ± {metric.show(half_width)}"
+    pooled = row.get(f"{metric.name}_pooled")
+    return f"{metric.show(mean)} ± {metric.show(half_width)}" + (
+        f" (pooled {metric.show(pooled)})" if pooled is not None else ""
+    )
 
 
 def has_value(row, name):

@@ -3,6 +3,8 @@ method, and claims about methods judged on their per-seed paired differences.
 
 A claim holds when the whole 95% CI of the mean difference lies on its side of the margin, fails when it
 lies on the other side, and is inconclusive when the CI contains the margin (or with fewer than two seeds).
+Claims judged together are corrected for their number with Holm's method: each holds or fails only when
+its Holm-adjusted p-value (of the t-test behind that CI) is below 0.05.
 NaN values (e.g. an AUC of a one-class group) are left out of a metric's summary and of its seed count.
 """
 
@@ -11,9 +13,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from recbole_unlearn.errors import BadInput
-from recbole_unlearn.evaluation.metrics import METRICS, table_metrics
+from recbole_unlearn.evaluation.metrics import METRICS
 
 CONFIDENCE = 0.95
 
@@ -48,8 +51,27 @@ def summary_rows(runs):
         for key in keys:
             for name, value in summarize([float(row.get(key, math.nan)) for row in rows]).items():
                 summarized[f"{key}_{name}"] = value
+        summarized.update(pooled_gaps(runs, method))
         summary.append(summarized)
     return summary
+
+
+def pooled_gaps(runs, method, reference="original"):
+    """``<gap>_pooled`` for every gap closed with a ``pooled_from`` distance: ``1 - sum d(method, Retrain) /
+    sum d(reference, Retrain)`` over the seeds where the method's gap closed is finite (the ratio of means,
+    next to the summary's mean of per-seed ratios, which seeds with a small gap dominate)."""
+    pooled = {}
+    for metric in (metric for metric in METRICS.values() if metric.pooled_from):
+        pairs = []
+        for rows in runs:
+            by_method = {row["method"]: row for row in rows}
+            row, base = by_method.get(method, {}), by_method.get(reference, {})
+            if math.isfinite(row.get(metric.name, math.nan)) and metric.pooled_from in base:
+                pairs.append((row[metric.pooled_from], base[metric.pooled_from]))
+        if pairs:
+            distances, gaps = np.asarray(pairs).sum(axis=0)
+            pooled[f"{metric.name}_pooled"] = float(1 - distances / gaps)
+    return pooled
 
 
 @dataclass(frozen=True)
@@ -65,8 +87,10 @@ class Claim:
     margin: float = 0.0
 
     def judge(self, runs):
-        """The claim's per-seed differences, their mean and 95% CI half-width and the verdict; None when a
-        run lacks one of its methods, or its rows the metric (one of another model family's)."""
+        """The claim's per-seed differences, their mean, 95% CI half-width, the two-sided t-test p-value of
+        the mean against the margin, and the verdict on its own (``judge_claims`` corrects verdicts judged
+        together); None when a run lacks one of its methods, or its rows the metric (one of another model
+        family's)."""
         differences = []
         for rows in runs:
             by_method = {row["method"]: row for row in rows}
@@ -77,48 +101,87 @@ class Claim:
             value = by_method[self.method][self.metric]
             differences.append(value - by_method[self.against][self.metric] if self.against else value)
         summary = summarize(differences)
-        low, high = summary["mean"] - summary["ci95"], summary["mean"] + summary["ci95"]
-        if math.isnan(low):
-            verdict = "inconclusive"
-        elif (high < self.margin) if self.better == "lower" else (low > self.margin):
-            verdict = "holds"
-        elif (low > self.margin) if self.better == "lower" else (high < self.margin):
-            verdict = "fails"
-        else:
-            verdict = "inconclusive"
+        p_value = t_test_p(summary, self.margin)
         return {
             **asdict(self),
             "differences": differences,
             "mean": summary["mean"],
             "ci95": summary["ci95"],
             "seeds": summary["n"],
-            "verdict": verdict,
+            "p": p_value,
+            "p_holm": p_value,  # judged alone; ``judge_claims`` corrects claims judged together
+            "verdict": self.verdict(summary["mean"], p_value),
         }
 
+    def verdict(self, mean, p_value):
+        """``holds`` or ``fails`` when ``p_value`` is below 1 - CONFIDENCE (the 95% CI excludes the margin),
+        by the side of the margin the mean is on; else ``inconclusive``."""
+        if not p_value < 1 - CONFIDENCE:
+            return "inconclusive"
+        return "holds" if (mean < self.margin) == (self.better == "lower") else "fails"
 
-def checked_pair_claims(pairs, known, source):
-    """``pair_claims`` of every pair in ``pairs``, each checked to name two of ``known`` (the run's rows);
-    ``source`` names where the pairs came from in the error."""
+
+def t_test_p(summary, margin):
+    """Two-sided one-sample t-test p-value of a ``summarize`` result's mean against ``margin``; NaN with
+    fewer than two values; 0 or 1 when the values do not vary."""
+    if summary["n"] < 2:
+        return math.nan
+    if summary["std"] == 0:
+        return 0.0 if summary["mean"] != margin else 1.0
+    t = (summary["mean"] - margin) / (summary["std"] / math.sqrt(summary["n"]))
+    return float(2 * stats.t.sf(abs(t), summary["n"] - 1))
+
+
+def checked_pair_claims(pairs, known, source, metrics=None):
+    """``pair_claims`` on ``metrics`` (default ``PRIMARY_METRICS``) of every pair in ``pairs``, each checked
+    to name two of ``known`` (the run's rows); ``source`` names where the pairs came from in the error."""
     claims = []
     for pair in pairs:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(name in known for name in pair)):
             raise BadInput(f"{source} entry {pair!r} must be a pair of run rows among {known}.")
-        claims += pair_claims(*pair)
+        claims += pair_claims(*pair, metrics or PRIMARY_METRICS)
     return claims
 
 
-def pair_claims(method, against):
-    """``method`` is better than ``against`` on each headline metric (a comparison column) with a direction."""
+# What ``unlearn_compare`` judges by default: gap closed (each run's rows hold one of the two).
+PRIMARY_METRICS = ("forget_gap_closed", "forget_gap_closed_topk")
+
+
+def primary_metrics(name=None):
+    """The metric ``unlearn_primary_metric`` names (checked), or by default ``PRIMARY_METRICS``."""
+    if name is None:
+        return PRIMARY_METRICS
+    metric = METRICS.get(name)
+    if metric is None or metric.better is None:
+        directed = [key for key, known in METRICS.items() if known.better]
+        raise BadInput(f"unlearn_primary_metric must name a metric with a direction, one of {directed}; got {name!r}.")
+    return (name,)
+
+
+def pair_claims(method, against, metrics=PRIMARY_METRICS):
+    """``method`` is better than ``against`` on each of ``metrics`` (a run's rows hold those of one family)."""
     return [
-        Claim(f"{method} {metric.better} {metric.label} than {against}", metric.name, method, against, metric.better)
-        for metric in table_metrics(compare=True)
-        if metric.better
+        Claim(
+            f"{method} {METRICS[name].better} {METRICS[name].label or name} than {against}",
+            name,
+            method,
+            against,
+            METRICS[name].better,
+        )
+        for name in metrics
     ]
 
 
 def judge_claims(claims, runs):
-    """The verdicts of the ``claims`` whose methods every run has."""
-    return [verdict for verdict in (claim.judge(runs) for claim in claims) if verdict is not None]
+    """The verdicts of the ``claims`` whose methods every run has, corrected together with Holm's method
+    (``p_holm``): a verdict holds or fails only when its Holm-adjusted p-value is below 1 - CONFIDENCE."""
+    judged = [(claim, verdict) for claim, verdict in ((claim, claim.judge(runs)) for claim in claims) if verdict]
+    tested = [(claim, verdict) for claim, verdict in judged if not math.isnan(verdict["p"])]
+    adjusted = multipletests([verdict["p"] for _, verdict in tested], method="holm")[1] if tested else []
+    for (claim, verdict), p_holm in zip(tested, adjusted):
+        verdict["p_holm"] = float(p_holm)
+        verdict["verdict"] = claim.verdict(verdict["mean"], p_holm)
+    return [verdict for _, verdict in judged]
 
 
 def claim_difference(verdict):
@@ -130,8 +193,8 @@ def claim_difference(verdict):
 
 def claims_table(verdicts):
     """The verdicts as a markdown table."""
-    lines = ["| claim | mean difference ± 95% CI | seeds | verdict |", "|---|---|---|---|"]
+    lines = ["| claim | mean difference ± 95% CI | seeds | p (Holm) | verdict |", "|---|---|---|---|---|"]
     for verdict in verdicts:
-        difference = claim_difference(verdict)
-        lines.append(f"| {verdict['text']} | {difference} | {verdict['seeds']} | {verdict['verdict']} |")
+        difference, p_holm = claim_difference(verdict), f"{verdict['p_holm']:.3g}"
+        lines.append(f"| {verdict['text']} | {difference} | {verdict['seeds']} | {p_holm} | {verdict['verdict']} |")
     return "\n".join(lines)

@@ -1,13 +1,20 @@
-"""The evaluation steps of ``UnlearnProtocol``: a model's outputs on every split a registered metric reads
-(a labeled model's per split, a ranking model's ``recbole_unlearn.evaluation.ranking`` pass), kept next to
-a cached checkpoint, and its result row."""
+"""The evaluation steps of ``UnlearnProtocol``: what the evaluation sets apart before training (the
+membership-inference holdout) and reads (a labeled model's loaders), a model's outputs on every split a
+registered metric reads (a labeled model's per split, a ranking model's
+``recbole_unlearn.evaluation.ranking`` pass), kept next to a cached checkpoint, and its result row."""
 
 import hashlib
 import json
 import os
 
+import numpy as np
+
 from recbole_unlearn import distributed
+from recbole_unlearn.batching import length_sorted
 from recbole_unlearn.checkpoint import checkpoint_sha256
+from recbole_unlearn.data.fingerprints import tokens_sha256
+from recbole_unlearn.data.groups import holdout_mask, parse_holdout, valid_holdout_rows
+from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
 from recbole_unlearn.evaluation.ranking import collect_ranking_outputs
@@ -18,6 +25,35 @@ from recbole_unlearn.unlearn.cache import load_outputs, outputs_path, save_outpu
 
 class ProtocolEvaluation:
     """Mixed into ``UnlearnProtocol``, whose data, files and cache it reads."""
+
+    def hold_out(self, before):
+        """Set apart the membership-inference holdout (``unlearn_mia_holdout``): a seeded share of the
+        training split drawn at the request's level, which no model trains on; the training split is the
+        rest. A later request of a sequence keeps the first one's holdout, so its Original is the same."""
+        share = parse_holdout(self.config["unlearn_mia_holdout"])
+        self.holdout_dataset = None
+        self.first_request = before.first_request if before else self.request
+        if share == "valid":
+            return
+        held_out = holdout_mask(self.train_dataset, self.first_request, share, self.config["seed"])
+        self.holdout_dataset = self.subset(np.flatnonzero(held_out))
+        self.train_dataset = self.subset(np.flatnonzero(~held_out))
+        self.train_data = train_loader(self.config, self.train_dataset)
+
+    def labeled_evaluation_data(self):
+        """A labeled model's evaluation loaders: test, valid, the forget set and the holdout (with
+        ``unlearn_mia_holdout: valid``, as many validation samples as forget samples, seeded)."""
+        config = self.config
+        forget_data = eval_loader(config, self.subset(self.forget_rows))
+        self.example = next(iter(forget_data))[0].to(config["device"])
+        if self.holdout_dataset is None:
+            valid = self.valid_data._dataset
+            rows = valid_holdout_rows(valid, len(self.forget_rows), config["seed"])
+            self.holdout_dataset = valid.copy(valid.inter_feat[rows])
+        self.holdout_sha256 = tokens_sha256(self.holdout_dataset)
+        holdout = eval_loader(config, self.holdout_dataset)
+        splits = {"test": self.test_data, "valid": self.valid_data, "forget": forget_data, "holdout": holdout}
+        self.eval_loaders = {split: length_sorted(data) for split, data in splits.items()}
 
     def cached_outputs(self, name, compute):
         """``compute()``'s outputs, kept next to the cached checkpoint ``name`` under a key of that checkpoint,
@@ -33,7 +69,7 @@ class ProtocolEvaluation:
         payload = {
             **recorded,
             **self.fingerprints,
-            "holdout": hashlib.sha256(self.holdout_rows.tobytes()).hexdigest(),
+            "holdout": self.holdout_sha256,
             "splits": needed_splits(),
             "batch": self.config["eval_batch_size"],
             "code": code_sha256(),
@@ -88,7 +124,7 @@ class ProtocolEvaluation:
             cost=cost,
             trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
             total_parameters=sum(p.numel() for p in model.parameters()),
-            active_users=self.active_users,
+            groups=self.fairness_groups,
         )
         row = compute_row(name, evaluation)
         self.logger.info(f"{name}: {row}")

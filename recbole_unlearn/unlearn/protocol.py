@@ -17,12 +17,11 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_local_time, get_model, init_seed
 
 from recbole_unlearn import distributed
-from recbole_unlearn.batching import length_sorted
 from recbole_unlearn.checkpoint import load_checkpoint
-from recbole_unlearn.data.fingerprints import interaction_tokens, split_sha256
+from recbole_unlearn.data.fingerprints import split_sha256, tokens_sha256
 from recbole_unlearn.data.forget import ForgetRequest
-from recbole_unlearn.data.groups import active_users, holdout_rows
-from recbole_unlearn.data.loaders import eval_loader, train_loader
+from recbole_unlearn.data.groups import fairness_groups
+from recbole_unlearn.data.loaders import train_loader
 from recbole_unlearn.data.sequences import check_no_emptied_sequence, is_sequential, retained_samples
 from recbole_unlearn.evaluation.cost import CostMeter, add_to_summary
 from recbole_unlearn.evaluation.ranking import ForgetQueries
@@ -47,6 +46,8 @@ class UnlearnProtocol(ProtocolEvaluation):
         self.train_dataset = self.train_data._dataset
         self.ranking = is_ranking(get_model(config["model"]))
         self.request = ForgetRequest.from_config(config)
+        if not self.ranking:
+            self.hold_out(before)
         self.forget_mask, self.removed_mask = self.request.masks_after(
             self.train_dataset, before.removed_mask if before else None
         )
@@ -69,15 +70,10 @@ class UnlearnProtocol(ProtocolEvaluation):
                 config, self.train_dataset, self.forget_rows, self.removed_mask, datasets, config["seed"]
             )
         else:
-            forget_data = eval_loader(config, self.subset(self.forget_rows))
-            self.example = next(iter(forget_data))[0].to(config["device"])
-            # Membership-inference non-members: as many validation samples as forget samples (seeded).
-            valid = self.valid_data._dataset
-            self.holdout_rows = holdout_rows(valid, len(self.forget_rows), config["seed"])
-            holdout = eval_loader(config, valid.copy(valid.inter_feat[self.holdout_rows]))
-            splits = {"test": self.test_data, "valid": self.valid_data, "forget": forget_data, "holdout": holdout}
-            self.eval_loaders = {split: length_sorted(data) for split, data in splits.items()}
-        self.active_users = active_users(self.train_dataset, config["unlearn_active_user_share"])
+            self.labeled_evaluation_data()
+        self.fairness_groups = fairness_groups(
+            self.train_dataset, ~self.removed_mask, config["unlearn_active_user_share"]
+        )
         self.fingerprints = {
             "split_sha256": split_sha256(self.train_data, self.valid_data, self.test_data),
             "forget_sha256": self.rows_sha256(self.forget_rows),
@@ -106,7 +102,7 @@ class UnlearnProtocol(ProtocolEvaluation):
 
     def rows_sha256(self, rows):
         """SHA-256 of the sorted raw user:item:label of some training rows."""
-        return hashlib.sha256("\n".join(sorted(interaction_tokens(self.subset(rows)))).encode()).hexdigest()
+        return tokens_sha256(self.subset(rows))
 
     def provenance(self, **extra):
         """What every file this protocol writes records about its origin (a method's file: also its

@@ -13,7 +13,13 @@ from recbole_unlearn import distributed
 from recbole_unlearn.config import config_with
 from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_seed_results
-from recbole_unlearn.evaluation.summary import checked_pair_claims, claims_table, judge_claims, summary_rows
+from recbole_unlearn.evaluation.summary import (
+    checked_pair_claims,
+    claims_table,
+    judge_claims,
+    primary_metrics,
+    summary_rows,
+)
 from recbole_unlearn.unlearn.experiment import run_experiment
 from recbole_unlearn.unlearn.method import get_unlearn_methods
 
@@ -39,7 +45,8 @@ def requested_claims(config):
     methods = get_unlearn_methods(config["unlearn_method"])
     claims = [claim for method in methods for claim in method.claims]
     known = [*REFERENCE_NAMES, *(method.name for method in methods)]
-    return claims + checked_pair_claims(config["unlearn_compare"] or [], known, "unlearn_compare")
+    primary = primary_metrics(config["unlearn_primary_metric"])
+    return claims + checked_pair_claims(config["unlearn_compare"] or [], known, "unlearn_compare", primary)
 
 
 def seeded(config, seed):
