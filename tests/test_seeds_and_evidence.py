@@ -20,7 +20,15 @@ from recbole_unlearn.data.groups import fairness_groups
 from recbole_unlearn.evaluation import labeled_metrics as metrics
 from recbole_unlearn.evaluation.fairness import per_user_auc
 from recbole_unlearn.evaluation.outputs import SplitOutputs
-from recbole_unlearn.evaluation.summary import Claim, claims_table, judge_claims, summarize, summary_rows
+from recbole_unlearn.evaluation.summary import (
+    Claim,
+    claims_table,
+    judge_claims,
+    signal_check,
+    signal_sentence,
+    summarize,
+    summary_rows,
+)
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
@@ -379,3 +387,15 @@ def test_the_old_validation_holdout_is_an_option_and_a_bad_value_names_the_key(w
     assert user_item_pairs(protocol.holdout_dataset) <= user_item_pairs(protocol.valid_data._dataset)
     with pytest.raises(ValueError, match="unlearn_mia_holdout must be a share of the training split"):
         UnlearnProtocol(Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_mia_holdout=1.5)))
+
+
+def test_the_signal_check_says_per_seed_whether_there_was_anything_to_forget():
+    def runs(*p_values):
+        return [[{"method": "original", "forget_gap_signal_p": p}, {"method": "retrain"}] for p in p_values]
+
+    assert signal_check(runs(0.001, 0.2, 0.01)) == {"seeds": 3, "with_signal": 2, "p": [0.001, 0.2, 0.01]}
+    assert signal_sentence(signal_check(runs(0.001, 0.01))).startswith("Forgetting signal on 2 of 2 seeds")
+    assert signal_sentence(signal_check(runs(0.3, 0.6))).startswith("No measurable forgetting signal on any of 2")
+    assert "on 1 of 2 seeds only" in signal_sentence(signal_check(runs(0.3, 0.01)))
+    # Ranking rows have no signal check.
+    assert signal_check([[{"method": "original", "test_ndcg": 0.1}]]) is None

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from recbole_unlearn.evaluation.metrics import METRICS, table_metrics  # noqa: E402
-from recbole_unlearn.evaluation.summary import claims_table  # noqa: E402
+from recbole_unlearn.evaluation.summary import claims_table, signal_check, signal_sentence  # noqa: E402
 from recbole_unlearn.provenance import describe_machine  # noqa: E402
 
 REFERENCE_ROWS = ("original", "retrain")
@@ -121,17 +121,32 @@ def measured_on(context):
     return f"Seconds measured on {describe_machine(context['machine'])}."
 
 
+def signal_lines(runs):
+    """The signal check's sentence and a blank line, or nothing for rows without one (ranking models)."""
+    check = signal_check(runs)
+    return f"\n{signal_sentence(check)}\n" if check else ""
+
+
 def write_results(rows, directory, context):
-    """results.csv, results.json and results.md of one model's run."""
-    document = {"context": context, "results": rows}
-    return _write_tables(rows, directory, "results", document, appendix=f"\n{measured_on(context)}\n")
+    """results.csv, results.json (with the ``signal`` check) and results.md of one model's run."""
+    document = {"context": context, "results": rows, "signal": signal_check([rows])}
+    appendix = f"{signal_lines([rows])}\n{measured_on(context)}\n"
+    return _write_tables(rows, directory, "results", document, appendix=appendix)
 
 
 def write_seed_results(summary, runs, claims, directory, context):
-    """results.csv (the summary rows), results.json (``context``, every seed's ``runs``, the ``summary`` and
-    the ``claims``) and results.md (the summary table and the claims) of one model's runs over seeds."""
-    document = {"context": context, "runs": runs, "summary": summary, "claims": claims}
-    appendix = f"\n{claims_table(claims)}\n\n{measured_on(context)}\n"
+    """results.csv (the summary rows), results.json (``context``, every seed's ``runs``, the ``summary``, the
+    ``signal`` check and the ``claims``) and results.md (the summary table, the signal check and the
+    claims) of one model's runs over seeds."""
+    seed_rows = [run["rows"] for run in runs]
+    document = {
+        "context": context,
+        "runs": runs,
+        "summary": summary,
+        "signal": signal_check(seed_rows),
+        "claims": claims,
+    }
+    appendix = f"{signal_lines(seed_rows)}\n{claims_table(claims)}\n\n{measured_on(context)}\n"
     return _write_tables(summary, directory, "results", document, appendix=appendix)
 
 

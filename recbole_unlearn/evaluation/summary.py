@@ -16,6 +16,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from recbole_unlearn.errors import BadInput
+from recbole_unlearn.evaluation.labeled_metrics import SIGNIFICANCE
 from recbole_unlearn.evaluation.metrics import METRICS
 
 CONFIDENCE = 0.95
@@ -182,6 +183,38 @@ def judge_claims(claims, runs):
         verdict["p_holm"] = float(p_holm)
         verdict["verdict"] = claim.verdict(verdict["mean"], p_holm)
     return [verdict for _, verdict in judged]
+
+
+def signal_check(runs):
+    """Whether the Original differs from Retrain on the forget set at all, per seed (``runs``: each a list of
+    result rows): the seeds whose ``forget_gap_signal_p`` is below ``SIGNIFICANCE``; None for rows without
+    it (ranking models)."""
+    p_values = [row.get("forget_gap_signal_p") for rows in runs for row in rows if row["method"] == "original"]
+    p_values = [p for p in p_values if p is not None]
+    if not p_values:
+        return None
+    return {"seeds": len(p_values), "with_signal": sum(p < SIGNIFICANCE for p in p_values), "p": p_values}
+
+
+def signal_sentence(check):
+    """The signal check in words, for the line under a results table."""
+    seeds, found = check["seeds"], check["with_signal"]
+    where = f"{found} of {seeds} seed{'s' if seeds > 1 else ''}"
+    if found == seeds:
+        return (
+            f"Forgetting signal on {where}: the Original is farther from Retrain on the forget set than on "
+            f"held-out data (signal p < {SIGNIFICANCE})."
+        )
+    if found == 0:
+        return (
+            f"No measurable forgetting signal on any of {seeds} seed(s) (signal p >= {SIGNIFICANCE}): the "
+            "Original is no farther from Retrain on the forget set than on held-out data, so gap closed is NaN "
+            "and ranks nothing; this request leaves nothing measurable to forget."
+        )
+    return (
+        f"Forgetting signal on {where} only: gap closed is NaN on the others and its summary leaves them out "
+        f"(signal p >= {SIGNIFICANCE})."
+    )
 
 
 def claim_difference(verdict):

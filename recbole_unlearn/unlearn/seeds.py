@@ -12,7 +12,7 @@ from recbole.utils import get_local_time
 from recbole_unlearn import distributed
 from recbole_unlearn.config import config_with
 from recbole_unlearn.errors import BadInput
-from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_seed_results
+from recbole_unlearn.evaluation.report import markdown_table, signal_lines, tradeoff_plot, write_seed_results
 from recbole_unlearn.evaluation.summary import (
     checked_pair_claims,
     claims_table,
@@ -94,5 +94,6 @@ def run_seeds(config):
         write_seed_results(summary, runs, verdicts, run_dir, context)
         title = f"{config['model']} on {config['dataset']}: {len(seeds)} seeds, mean ± 95% CI"
         tradeoff_plot(summary, os.path.join(run_dir, "tradeoff.png"), title)
-        logger.info("\n" + markdown_table(summary) + "\n\n" + claims_table(verdicts))
+        signal = signal_lines([run["rows"] for run in runs])
+        logger.info("\n" + markdown_table(summary) + "\n" + signal + "\n" + claims_table(verdicts))
     return {"rows": summary, "runs": runs, "claims": verdicts, "run_dir": run_dir, "context": context}
