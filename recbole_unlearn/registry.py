@@ -200,6 +200,12 @@ def register_metrics():
         fmt="{:.1f}",
         compare=True,
     )
+    # The relearning attack: no direction (Retrain's row, attacked the same way, is the reference).
+    relearn = {"needs": ("forget", "original"), "opt_in": "unlearn_relearn"}
+    register_metric("forget_relearn_l2", m.forget_relearn_l2, label="relearned L2 to Original", **relearn)
+    register_metric(
+        "forget_relearn_recovered", m.forget_relearn_recovered, label="relearn recovered", fmt="{:.2f}", **relearn
+    )
     register_metric("test_auc_active", m.fairness("active"), test, "higher", True)
     register_metric("test_auc_inactive", m.fairness("inactive"), test, "higher", True)
     register_metric("fairness_gap", m.fairness_gap, test, receipt=True, label="fairness gap")

@@ -169,3 +169,18 @@ def fairness(group, key="value"):
 def fairness_gap(evaluation):
     """CURE4Rec's fairness: the active group's mean per-user test AUC minus the inactive group's."""
     return fairness_group(evaluation, "active")["value"] - fairness_group(evaluation, "inactive")["value"]
+
+
+def forget_relearn_l2(evaluation):
+    """The relearning attack (``unlearn_relearn``): mean yes/no L2 distance to the Original on the forget set
+    after a few fine-tuning steps on a share of it; smaller = more of the Original's answers came back."""
+    return mean_yes_no_distance("l2", evaluation.relearned, evaluation.original)
+
+
+def forget_relearn_recovered(evaluation):
+    """The share of the model's forget-set distance to the Original that the relearning attack removes,
+    ``1 - d(attacked, Original) / d(model, Original)``; NaN for the Original itself."""
+    before = mean_yes_no_distance("l2", evaluation.outputs, evaluation.original)
+    if before == 0:
+        return float("nan")
+    return 1 - forget_relearn_l2(evaluation) / before

@@ -34,6 +34,7 @@ class Metric:
     compare: bool = False  # a column of the comparison table across models (when it has a label)
     family: str | None = "labeled"  # the models it applies to: "labeled", "ranking", or None (every model)
     pooled_from: str | None = None  # a gap closed's distance: the seed summary adds its ratio of means
+    opt_in: str | None = None  # a config key that switches it on (a measurement that costs extra work)
 
     def show(self, value):
         return self.fmt.format(value)
@@ -54,6 +55,7 @@ def register_metric(
     compare=False,
     family="labeled",
     pooled_from=None,
+    opt_in=None,
 ):
     """Declare a metric (idempotent for the same function); columns appear in registration order."""
     unknown = set(needs) - {*SPLITS, *REFERENCES}
@@ -63,7 +65,9 @@ def register_metric(
         raise BadInput(f"Metric {name!r}: family must be one of {list(FAMILIES)} or None, got {family!r}.")
     if better not in (None, "higher", "lower"):
         raise BadInput(f"Metric {name!r}: better must be 'higher', 'lower' or None, got {better!r}.")
-    metric = Metric(name, compute, tuple(needs), better, receipt, label, fmt, table, compare, family, pooled_from)
+    metric = Metric(
+        name, compute, tuple(needs), better, receipt, label, fmt, table, compare, family, pooled_from, opt_in
+    )
     registered = METRICS.get(name)
     if registered is not None and _origin(registered.compute) != _origin(compute):
         raise BadInput(f"Metric name {name!r} is taken by {'.'.join(_origin(registered.compute))}.")
@@ -91,14 +95,14 @@ def receipt_metrics():
 
 
 def compute_row(name, evaluation):
-    """The result row of one evaluated model: every registered metric of its family, then the other
-    RecBole metrics it was evaluated on (``evaluation.extra_columns``)."""
+    """The result row of one evaluated model: every registered metric of its family (an opt-in one only when
+    its key is on), then the other RecBole metrics it was evaluated on (``evaluation.extra_columns``)."""
     row = {"method": name}
     row.update(
         {
             metric.name: metric.compute(evaluation)
             for metric in METRICS.values()
-            if metric.family in (None, evaluation.family)
+            if metric.family in (None, evaluation.family) and (not metric.opt_in or evaluation.config[metric.opt_in])
         }
     )
     row.update({key: value for key, value in evaluation.extra_columns().items() if key not in row})

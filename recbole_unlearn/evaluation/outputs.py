@@ -129,6 +129,7 @@ class Evaluation:
     trainable_parameters: int
     total_parameters: int
     groups: dict = None  # fairness groups: "active" and "inactive" retained users' internal ids
+    relearned: dict = None  # with unlearn_relearn: "forget" -> SplitOutputs of the model after the attack
     memo: dict = field(default_factory=dict, repr=False)  # what several metrics read, computed once
     _recbole_results: dict = field(default_factory=dict, repr=False)
     family: str = field(default="labeled", init=False)

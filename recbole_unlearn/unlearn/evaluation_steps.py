@@ -21,6 +21,7 @@ from recbole_unlearn.evaluation.ranking import collect_ranking_outputs
 from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
 from recbole_unlearn.provenance import code_sha256
 from recbole_unlearn.unlearn.cache import load_outputs, outputs_path, save_outputs
+from recbole_unlearn.unlearn.relearn import check_relearn, relearn_rows, relearned
 
 
 class ProtocolEvaluation:
@@ -44,6 +45,8 @@ class ProtocolEvaluation:
         """A labeled model's evaluation loaders: test, valid, the forget set and the holdout (with
         ``unlearn_mia_holdout: valid``, as many validation samples as forget samples, seeded)."""
         config = self.config
+        if config["unlearn_relearn"]:
+            check_relearn(config)
         forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.example = next(iter(forget_data))[0].to(config["device"])
         if self.holdout_dataset is None:
@@ -113,6 +116,17 @@ class ProtocolEvaluation:
         """``outputs`` of ``model``, kept next to the cached checkpoint ``cached_as`` if it is one."""
         return self.cached_outputs(cached_as, lambda: self.outputs(model, retrained, retrained_outputs))
 
+    def relearned_outputs(self, model):
+        """With ``unlearn_relearn``: the forget-set outputs of ``model`` after the relearning attack
+        (``recbole_unlearn.unlearn.relearn``); None without it, or for a ranking model."""
+        if self.ranking or not self.config["unlearn_relearn"]:
+            return None
+        rows = relearn_rows(self.forget_rows, self.config["unlearn_relearn_share"], self.config["seed"])
+        loader = train_loader(self.config, self.subset(rows), self.config["unlearn_relearn_batch_size"])
+        attacked = relearned(self.config, model, loader)
+        label = self.config["LABEL_FIELD"]
+        return {"forget": collect_outputs(attacked, self.eval_loaders["forget"], label)}
+
     def evaluate(self, name, model, cost, outputs, retrained_outputs, original_outputs):
         """The result row of ``model`` from its ``outputs`` and those of the Retrain model and the Original
         (or the model a sequential request starts from)."""
@@ -126,6 +140,8 @@ class ProtocolEvaluation:
             total_parameters=sum(p.numel() for p in model.parameters()),
             groups=self.fairness_groups,
         )
+        if not self.ranking:
+            evaluation.relearned = self.relearned_outputs(model)
         row = compute_row(name, evaluation)
         self.logger.info(f"{name}: {row}")
         return row
