@@ -200,6 +200,10 @@ def register_metrics():
         fmt="{:.1f}",
         compare=True,
     )
+    ulira = {"needs": ("forget", "holdout"), "opt_in": "unlearn_mia=ulira"}
+    register_metric("forget_ulira_auc", m.ulira_metric("auc"), label="U-LiRA AUC", **ulira)
+    register_metric("forget_ulira_tpr_at_1pct_fpr", m.ulira_metric(0.01), label="TPR@1%FPR", **ulira)
+    register_metric("forget_ulira_tpr_at_01pct_fpr", m.ulira_metric(0.001), **ulira)
     # The relearning attack: no direction (Retrain's row, attacked the same way, is the reference).
     relearn = {"needs": ("forget", "original"), "opt_in": "unlearn_relearn"}
     register_metric("forget_relearn_l2", m.forget_relearn_l2, label="relearned L2 to Original", **relearn)

@@ -31,7 +31,6 @@ from recbole_unlearn.evaluation.summary import (
 )
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
-from recbole_unlearn.unlearn.relearn import relearn_rows, relearned
 
 from conftest import SMALL_WINDOW, quiet, run_cli, write_config_file
 
@@ -400,34 +399,3 @@ def test_the_signal_check_says_per_seed_whether_there_was_anything_to_forget():
     assert "on 1 of 2 seeds only" in signal_sentence(signal_check(runs(0.3, 0.01)))
     # Ranking rows have no signal check.
     assert signal_check([[{"method": "original", "test_ndcg": 0.1}]]) is None
-
-
-def test_the_relearning_attack_runs_through_the_cli_on_every_model_and_leaves_the_model_untouched(tmp_path):
-    config_file = write_config_file(tmp_path / "run.yaml", epochs=1)
-    arguments = ["--model=DeepFM", f"--config_files={config_file}", "--unlearn_method=neggrad"]
-    out = run_cli(*arguments, "--unlearn_relearn=True", "--unlearn_relearn_steps=3", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*" / "results.json"))
-    with open(results) as f:
-        rows = {row["method"]: row for row in json.load(f)["results"]}
-    for method in ("original", "retrain", "neggrad"):
-        assert math.isfinite(rows[method]["forget_relearn_l2"]), method
-    assert math.isfinite(rows["neggrad"]["forget_relearn_recovered"]) and math.isnan(
-        rows["original"]["forget_relearn_recovered"]
-    )
-    # Off by default; a bad setting fails before anything is trained, naming its key.
-    bad = run_cli(*arguments, "--unlearn_relearn=True", "--unlearn_relearn_steps=0", cwd=tmp_path)
-    assert bad.returncode != 0 and "unlearn_relearn_steps must be a positive integer, got 0" in bad.stderr
-    assert "Training original" not in bad.stderr
-
-
-def test_the_relearning_attack_trains_a_copy(workdir):
-    config = Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_relearn=True))
-    protocol = UnlearnProtocol(config)
-    model = protocol.new_model()
-    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    rows = relearn_rows(protocol.forget_rows, 0.1, config["seed"])
-    assert set(rows) <= set(protocol.forget_rows) and len(rows) == round(0.1 * len(protocol.forget_rows))
-    attacked = relearned(config, model, protocol.subset_loader(rows))
-    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
-    assert any(not torch.equal(before[name], tensor) for name, tensor in attacked.state_dict().items())

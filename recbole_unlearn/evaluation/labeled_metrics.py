@@ -4,18 +4,21 @@ evaluator, forgetting on the forget set against the Retrain model and the Origin
 against the holdout, and CURE4Rec's fairness on test.
 """
 
+import warnings
 from logging import getLogger
 
 import numpy as np
 import torch
 from scipy import stats
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score, roc_curve
 
 from recbole_unlearn.evaluation.distances import DISTANCES
 from recbole_unlearn.evaluation.fairness import group_value, per_user_auc, retained_users
 
 # The level below which a gap between the Original and Retrain counts as a signal.
 SIGNIFICANCE = 0.05
+# LiRA's confidence scale, away from 0 and 1 (a probability of exactly 0 or 1 has no logit).
+CONFIDENCE_EPS = 1e-6
 
 
 def recbole_metric(split, key):
@@ -184,3 +187,41 @@ def forget_relearn_recovered(evaluation):
     if before == 0:
         return float("nan")
     return 1 - forget_relearn_l2(evaluation) / before
+
+
+def confidence(split_outputs):
+    """LiRA's per-sample statistic: the logit of the probability of the true answer."""
+    true = np.clip(_true_answer_probability(split_outputs), CONFIDENCE_EPS, 1 - CONFIDENCE_EPS)
+    return np.log(true) - np.log1p(-true)
+
+
+def ulira(evaluation):
+    """U-LiRA (Hayes et al., SaTML 2025), per example: the likelihood ratio of the model's confidence on each
+    candidate under the Gaussian of the shadows that trained on it against that of the shadows that did
+    not (per-candidate means, a pooled deviation each, as LiRA with few shadows); the AUC of telling
+    forget samples from holdout samples by it, and the TPR at 1% and 0.1% FPR. Candidates without a
+    shadow on each side are left out."""
+    if "ulira" not in evaluation.memo:
+        shadows, outputs = evaluation.shadows, evaluation.outputs
+        target = np.r_[confidence(outputs["forget"]), confidence(outputs["holdout"])]
+        is_forget = np.r_[np.ones(len(outputs["forget"].labels)), np.zeros(len(outputs["holdout"].labels))]
+        scores = np.zeros_like(target)
+        for side in (True, False):
+            seen = np.where(shadows.trained_on == side, shadows.confidence, np.nan)
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a candidate no shadow of this side has
+                mean = np.nanmean(seen, axis=0)
+            spread = np.nanstd(seen - mean)
+            scores += (1 if side else -1) * stats.norm.logpdf(target, mean, spread)
+        kept = np.isfinite(scores)
+        false_positive, true_positive, _ = roc_curve(is_forget[kept], scores[kept])
+        evaluation.memo["ulira"] = {
+            "auc": float(roc_auc_score(is_forget[kept], scores[kept])),
+            **{rate: float(true_positive[false_positive <= rate].max()) for rate in (0.01, 0.001)},
+        }
+    return evaluation.memo["ulira"]
+
+
+def ulira_metric(key):
+    """U-LiRA's ``auc``, or its TPR at an FPR of ``key`` (0.01, 0.001)."""
+    return lambda evaluation: ulira(evaluation)[key]

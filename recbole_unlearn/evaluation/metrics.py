@@ -34,7 +34,7 @@ class Metric:
     compare: bool = False  # a column of the comparison table across models (when it has a label)
     family: str | None = "labeled"  # the models it applies to: "labeled", "ranking", or None (every model)
     pooled_from: str | None = None  # a gap closed's distance: the seed summary adds its ratio of means
-    opt_in: str | None = None  # a config key that switches it on (a measurement that costs extra work)
+    opt_in: str | None = None  # "key" or "key=value" that switches it on (a measurement that costs extra work)
 
     def show(self, value):
         return self.fmt.format(value)
@@ -94,6 +94,15 @@ def receipt_metrics():
     return [metric for metric in METRICS.values() if metric.receipt]
 
 
+def switched_on(metric, config):
+    """Whether ``metric`` is computed under ``config``: always, or when its ``opt_in`` key is true (``key``)
+    or has a given value (``key=value``)."""
+    if not metric.opt_in:
+        return True
+    key, _, value = metric.opt_in.partition("=")
+    return str(config[key]) == value if value else bool(config[key])
+
+
 def compute_row(name, evaluation):
     """The result row of one evaluated model: every registered metric of its family (an opt-in one only when
     its key is on), then the other RecBole metrics it was evaluated on (``evaluation.extra_columns``)."""
@@ -102,7 +111,7 @@ def compute_row(name, evaluation):
         {
             metric.name: metric.compute(evaluation)
             for metric in METRICS.values()
-            if metric.family in (None, evaluation.family) and (not metric.opt_in or evaluation.config[metric.opt_in])
+            if metric.family in (None, evaluation.family) and switched_on(metric, evaluation.config)
         }
     )
     row.update({key: value for key, value in evaluation.extra_columns().items() if key not in row})

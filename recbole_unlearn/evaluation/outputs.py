@@ -130,6 +130,7 @@ class Evaluation:
     total_parameters: int
     groups: dict = None  # fairness groups: "active" and "inactive" retained users' internal ids
     relearned: dict = None  # with unlearn_relearn: "forget" -> SplitOutputs of the model after the attack
+    shadows: object = None  # with unlearn_mia: ulira, the shadow models' ``Shadows``
     memo: dict = field(default_factory=dict, repr=False)  # what several metrics read, computed once
     _recbole_results: dict = field(default_factory=dict, repr=False)
     family: str = field(default="labeled", init=False)

@@ -3,6 +3,7 @@ membership-inference holdout) and reads (a labeled model's loaders), a model's o
 registered metric reads (a labeled model's per split, a ranking model's
 ``recbole_unlearn.evaluation.ranking`` pass), kept next to a cached checkpoint, and its result row."""
 
+import functools
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ from recbole_unlearn.checkpoint import checkpoint_sha256
 from recbole_unlearn.data.fingerprints import tokens_sha256
 from recbole_unlearn.data.groups import holdout_mask, parse_holdout, valid_holdout_rows
 from recbole_unlearn.data.loaders import eval_loader, train_loader
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
 from recbole_unlearn.evaluation.ranking import collect_ranking_outputs
@@ -22,6 +24,7 @@ from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
 from recbole_unlearn.provenance import code_sha256
 from recbole_unlearn.unlearn.cache import load_outputs, outputs_path, save_outputs
 from recbole_unlearn.unlearn.relearn import check_relearn, relearn_rows, relearned
+from recbole_unlearn.unlearn.shadows import check_shadows, train_shadows
 
 
 class ProtocolEvaluation:
@@ -47,6 +50,10 @@ class ProtocolEvaluation:
         config = self.config
         if config["unlearn_relearn"]:
             check_relearn(config)
+        if config["unlearn_mia"] not in ("loss", "ulira"):
+            raise BadInput(f"unlearn_mia must be loss or ulira, got {config['unlearn_mia']!r}.")
+        if config["unlearn_mia"] == "ulira":
+            check_shadows(config)
         forget_data = eval_loader(config, self.subset(self.forget_rows))
         self.example = next(iter(forget_data))[0].to(config["device"])
         if self.holdout_dataset is None:
@@ -116,6 +123,17 @@ class ProtocolEvaluation:
         """``outputs`` of ``model``, kept next to the cached checkpoint ``cached_as`` if it is one."""
         return self.cached_outputs(cached_as, lambda: self.outputs(model, retrained, retrained_outputs))
 
+    @functools.cached_property
+    def shadows(self):
+        """U-LiRA's shadow models, trained (or loaded from the cache) once, and scored on the candidates."""
+        label = self.config["LABEL_FIELD"]
+        return train_shadows(
+            self,
+            lambda model: {
+                split: collect_outputs(model, self.eval_loaders[split], label) for split in ("forget", "holdout")
+            },
+        )
+
     def relearned_outputs(self, model):
         """With ``unlearn_relearn``: the forget-set outputs of ``model`` after the relearning attack
         (``recbole_unlearn.unlearn.relearn``); None without it, or for a ranking model."""
@@ -142,6 +160,7 @@ class ProtocolEvaluation:
         )
         if not self.ranking:
             evaluation.relearned = self.relearned_outputs(model)
+            evaluation.shadows = self.shadows if self.config["unlearn_mia"] == "ulira" else None
         row = compute_row(name, evaluation)
         self.logger.info(f"{name}: {row}")
         return row

@@ -34,6 +34,11 @@ class ShardEnsemble(torch.nn.Module):
     def yes_no_logits(self, interaction):
         return torch.stack([yes_no_logits(shard, interaction) for shard in self.shards]).mean(0)
 
+    def calculate_loss(self, interaction):
+        """The shards' own training losses, averaged: training the ensemble trains each shard on the batch
+        (the relearning attack)."""
+        return torch.stack([shard.calculate_loss(interaction) for shard in self.shards]).mean()
+
     def predict(self, interaction):
         if is_ranking(self.shards[0]):
             return torch.stack([shard.predict(interaction) for shard in self.shards]).mean(0)

@@ -1,0 +1,106 @@
+"""Attacks on unlearned models, opt-in: relearning from a share of the forget set, and U-LiRA's per-example
+membership inference with shadow models."""
+
+import glob
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_unlearn import Config
+from recbole_unlearn.evaluation import labeled_metrics as metrics
+from recbole_unlearn.evaluation.outputs import SplitOutputs
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.relearn import relearn_rows, relearned
+from recbole_unlearn.unlearn.shadows import Shadows
+
+from conftest import quiet, run_cli, write_config_file
+
+
+def cli_rows(tmp_path, *options):
+    """The result rows of a DeepFM run of NegGrad and SISA through the command line with ``options``."""
+    config_file = write_config_file(tmp_path / "run.yaml", epochs=1)
+    arguments = ["--model=DeepFM", f"--config_files={config_file}", "--unlearn_method=neggrad,sisa", *options]
+    out = run_cli(*arguments, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*" / "results.json"))
+    with open(results) as f:
+        return {row["method"]: row for row in json.load(f)["results"]}
+
+
+def refused(tmp_path, *options):
+    config_file = write_config_file(tmp_path / "bad.yaml", epochs=1)
+    out = run_cli("--model=DeepFM", f"--config_files={config_file}", "--unlearn_method=neggrad", *options, cwd=tmp_path)
+    assert out.returncode != 0 and "Training original" not in out.stderr
+    return out.stderr
+
+
+def test_the_relearning_attack_runs_through_the_cli_on_every_model_and_leaves_the_model_untouched(tmp_path):
+    rows = cli_rows(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=3")
+    for method in ("original", "retrain", "neggrad", "sisa"):
+        assert math.isfinite(rows[method]["forget_relearn_l2"]), method
+    assert math.isfinite(rows["neggrad"]["forget_relearn_recovered"]) and math.isnan(
+        rows["original"]["forget_relearn_recovered"]
+    )
+    assert "forget_ulira_auc" not in rows["neggrad"]
+    # A bad setting fails before anything is trained, naming its key.
+    message = refused(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=0")
+    assert "unlearn_relearn_steps must be a positive integer, got 0" in message
+
+
+def test_the_relearning_attack_trains_a_copy(workdir):
+    config = Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_relearn=True))
+    protocol = UnlearnProtocol(config)
+    model = protocol.new_model()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    rows = relearn_rows(protocol.forget_rows, 0.1, config["seed"])
+    assert set(rows) <= set(protocol.forget_rows) and len(rows) == round(0.1 * len(protocol.forget_rows))
+    attacked = relearned(config, model, protocol.subset_loader(rows))
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
+    assert any(not torch.equal(before[name], tensor) for name, tensor in attacked.state_dict().items())
+
+
+def split(labels, like):
+    like = np.asarray(like, dtype=float)
+    return SplitOutputs(labels=np.asarray(labels, dtype=float), scores=like, yes_no=np.stack([like, 1 - like], 1))
+
+
+def ulira_of(forget_confidence, holdout_confidence, seed=0):
+    """U-LiRA on synthetic candidates: 8 shadows whose confidence (a logit) is about 2 on the candidates they
+    trained on and 0 on the others; the target's confidences as given (every label 1)."""
+    generator = np.random.default_rng(seed)
+    candidates = len(forget_confidence) + len(holdout_confidence)
+    trained_on = generator.random((8, candidates)) < 0.5
+    confidence = np.where(trained_on, 2.0, 0.0) + generator.normal(0, 0.5, (8, candidates))
+    outputs = {
+        part: split(np.ones(len(logits)), 1 / (1 + np.exp(-np.asarray(logits))))
+        for part, logits in (("forget", forget_confidence), ("holdout", holdout_confidence))
+    }
+    evaluation = SimpleNamespace(outputs=outputs, shadows=Shadows(trained_on, confidence), memo={})
+    return metrics.ulira(evaluation)
+
+
+def test_ulira_tells_members_from_non_members_and_not_two_kinds_of_non_members():
+    generator = np.random.default_rng(1)
+    members, non_members = generator.normal(2, 0.5, 300), generator.normal(0, 0.5, 300)
+    remembered = ulira_of(members, non_members)
+    assert remembered["auc"] > 0.95 and remembered[0.01] > 0.5
+    never_seen = ulira_of(generator.normal(0, 0.5, 300), non_members)
+    assert abs(never_seen["auc"] - 0.5) < 0.07
+    assert metrics.confidence(split([1, 0], [0.5, 0.5])) == pytest.approx([0.0, 0.0])
+
+
+def test_ulira_runs_through_the_cli_on_every_model(tmp_path):
+    rows = cli_rows(tmp_path, "--unlearn_mia=ulira", "--unlearn_mia_shadows=2")
+    for method in ("original", "retrain", "neggrad", "sisa"):
+        for key in ("forget_ulira_auc", "forget_ulira_tpr_at_1pct_fpr", "forget_ulira_tpr_at_01pct_fpr"):
+            assert math.isfinite(rows[method][key]), (method, key)
+    # The shadows are cached beside the Original and Retrain.
+    assert len(glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-shadow*.safetensors"))) == 2
+    assert "unlearn_mia_shadows must be an integer of at least 2" in refused(
+        tmp_path, "--unlearn_mia=ulira", "--unlearn_mia_shadows=1"
+    )
+    assert "unlearn_mia must be loss or ulira, got 'lira'" in refused(tmp_path, "--unlearn_mia=lira")
