@@ -53,6 +53,8 @@ setup(
         "scipy>=1.10",
         # Holm's correction of claims over several pairs (multipletests).
         "statsmodels>=0.14",
+        # unlearn_tune's seeded TPE search.
+        "optuna>=4",
         # curvlinops-for-pytorch (the influence method's curvature) without its backpack dependency, which
         # asks for torchvision, whose PyPI build breaks a CPU torch: install it with
         # `pip install --no-deps curvlinops-for-pytorch==3.0.1`; these are the packages it imports.

@@ -46,6 +46,8 @@ class ForgetRequest:
     ids: tuple = ()
     seed: int = 42
     selection: str = "random"
+    # Draw among the units earlier requests left (``masks_after``'s ``removed_before``), not among all.
+    among_retained: bool = False
 
     def __post_init__(self):
         if self.level not in LEVELS:
@@ -91,8 +93,8 @@ class ForgetRequest:
     def masks_after(self, dataset, removed_before=None):
         """(forget, removed) row masks of ``dataset`` once earlier requests removed ``removed_before``: this
         request forgets only what it adds; the retained data excludes both."""
-        requested = self.mask(dataset)
-        removed_before = np.zeros_like(requested) if removed_before is None else removed_before
+        removed_before = np.zeros(len(dataset.inter_feat), dtype=bool) if removed_before is None else removed_before
+        requested = self.mask(dataset, removed_before if self.among_retained else None)
         forget, removed = requested & ~removed_before, requested | removed_before
         if not forget.any():
             raise BadInput(f"The {self.describe()} only names data earlier requests already removed.")
@@ -107,10 +109,12 @@ class ForgetRequest:
             what += f" of {self.selection} users"
         return f"{self.level}-level forget request, {what}, seed {self.seed}"
 
-    def mask(self, dataset):
-        """Boolean mask over ``dataset.inter_feat`` rows (a training split) that are to be forgotten."""
+    def mask(self, dataset, excluded=None):
+        """Boolean mask over ``dataset.inter_feat`` rows (a training split) that are to be forgotten; a ratio
+        is drawn among the units of the rows not ``excluded``."""
         units = level_units(dataset, self.level)
-        chosen = self.explicit_units(dataset) if self.ids else self._drawn_units(units)
+        drawable = units if excluded is None else units[~excluded]
+        chosen = self.explicit_units(dataset) if self.ids else self._drawn_units(drawable)
         mask = np.isin(units, chosen)
         if not mask.any():
             raise BadInput(f"The {self.describe()} selects no training interaction: the forget set is empty.")

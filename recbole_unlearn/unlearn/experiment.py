@@ -17,6 +17,7 @@ from recbole_unlearn.unlearn.method import get_unlearn_methods, selects_every_me
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import write_receipt
 from recbole_unlearn.unlearn.sequential import continue_after
+from recbole_unlearn.unlearn.tuning import check_tuning, tune, tuned_config
 
 
 def check_supported(config):
@@ -51,6 +52,7 @@ def run_experiment(config):
     """The experiment ``config`` describes: ``rows`` (one per model), ``run_dir``, ``context`` and ``model``
     (the last method's unlearned model)."""
     methods = check_supported(config)
+    check_tuning(config, methods)
     previous = config["unlearn_after"]
     if previous:
         protocol, start, start_cost, methods = continue_after(previous, config, methods)
@@ -67,16 +69,23 @@ def run_experiment(config):
     start_row = protocol.evaluate(start_name, start, start_cost, start_outputs, *references)
     rows, model = [start_row, retrain_row], retrained
     writes_files = distributed.is_main()
+    searches = tune(protocol, methods, start)
     for method in methods:
+        search = searches.get(method.name)
+        protocol.config = tuned_config(config, method, search)
         if method.is_retrain:
             row, cost, model = retrain_row, retrain_cost, retrained
         else:
             model, cost = protocol.unlearn(method, start)
             outputs = protocol.evaluated_outputs(model, retrained, retrained_outputs)
             row = protocol.evaluate(method.name, model, cost, outputs, *references)
+            if search:
+                row.update(tuned=search["values"] is not None, tuned_values=search["values"])
+                row["tune_seconds"] = search["seconds"]
             rows.append(row)
         if writes_files:
-            write_receipt(protocol, method, row, cost, previous)
+            write_receipt(protocol, method, row, cost, previous, search)
+    protocol.config = config
 
     context = {
         "model": config["model"],

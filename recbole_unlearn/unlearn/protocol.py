@@ -33,9 +33,10 @@ from recbole_unlearn.unlearn.method import METHODS, applicable, hyperparameters
 
 
 class UnlearnProtocol(ProtocolEvaluation):
-    def __init__(self, config, before=None):
+    def __init__(self, config, before=None, request=None):
         """``before``: the protocol of the earlier request this one follows (sequential requests); this
-        request forgets what it adds, and the retained data excludes both."""
+        request forgets what it adds, and the retained data excludes both. ``request``: the forget request
+        (default: the configured one)."""
         self.config = config
         self.logger = getLogger()
         # A random split (RecBole's order RO: BPR, LightGCN, ...) shuffles with the global generators:
@@ -45,7 +46,7 @@ class UnlearnProtocol(ProtocolEvaluation):
         self.train_data, self.valid_data, self.test_data = data_preparation(config, dataset)
         self.train_dataset = self.train_data._dataset
         self.ranking = is_ranking(get_model(config["model"]))
-        self.request = ForgetRequest.from_config(config)
+        self.request = request or ForgetRequest.from_config(config)
         if not self.ranking:
             self.hold_out(before)
         self.forget_mask, self.removed_mask = self.request.masks_after(

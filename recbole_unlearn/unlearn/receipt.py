@@ -52,9 +52,9 @@ def _files(paths, directory):
     return [{"path": os.path.relpath(path, directory), "sha256": file_sha256(path)} for path in paths]
 
 
-def write_receipt(protocol, method, row, cost, previous=None):
+def write_receipt(protocol, method, row, cost, previous=None, search=None):
     """``receipt-<method>.json`` in the run folder; its path. ``previous``: the receipt of the request
-    whose unlearned model this run started from."""
+    whose unlearned model this run started from; ``search``: ``unlearn_tune``'s record of the method."""
     config = protocol.config
     ids = forgotten_ids(protocol)
     request = {
@@ -81,6 +81,7 @@ def write_receipt(protocol, method, row, cost, previous=None):
         "request": request,
         "method": method.name,
         "hyperparameters": hyperparameters(config, method.name),
+        "tuning": search,
         "started_at": cost.get("started_at"),
         "finished_at": cost.get("finished_at"),
         "original": _files(protocol.start_files or [protocol.files["original"]], directory),

@@ -1,0 +1,83 @@
+"""unlearn_tune: every approximate method searched with the same trials on a validation request that never
+touches the reported forget data; the chosen values run on the reported request and its receipt verifies."""
+
+import glob
+import json
+
+import numpy as np
+import pytest
+
+from recbole_unlearn import Config
+from recbole_unlearn.unlearn.method import METHODS
+from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.tuning import check_tuning, tune, validation_protocol
+
+from conftest import quiet, run_cli, write_config_file
+
+
+@pytest.mark.parametrize("selection", ["random", "core"])
+def test_no_trial_reads_the_reported_forget_data(workdir, monkeypatch, selection):
+    config = Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, forget_selection=selection, unlearn_tune=1))
+    protocol = UnlearnProtocol(config)
+    reported = set(protocol.forget_rows)
+    validation = validation_protocol(protocol)
+    assert len(validation.forget_rows) and not reported & set(validation.forget_rows)
+    assert not reported & set(validation.retain_rows)
+    # Drawn like the reported request: the same share of the users the reported one leaves.
+    users = protocol.train_dataset.inter_feat["user_id"].numpy()
+    left = np.unique(users[~protocol.removed_mask])
+    assert len(np.unique(users[validation.forget_rows])) == round(0.2 * len(left))
+    # Every training row a trial reads (its forget and retain batches) is outside the reported request.
+    read = []
+    for name in ("subset", "retained_subset"):
+        original = getattr(UnlearnProtocol, name)
+        monkeypatch.setattr(UnlearnProtocol, name, lambda self, rows, _f=original: read.append(rows) or _f(self, rows))
+    monkeypatch.setattr("recbole_unlearn.unlearn.tuning.validation_protocol", lambda _: validation)
+    start = protocol.original()[0]
+    read.clear()
+    records = tune(protocol, [METHODS["neggrad"]], start)
+    assert len(records["neggrad"]["trials"]) == 1 and read
+    assert not reported & set(np.concatenate(read).tolist())
+
+
+def test_tuned_rows_name_their_values_and_their_receipts_verify_through_the_cli(tmp_path):
+    config_file = write_config_file(tmp_path / "run.yaml", epochs=1)
+    out = run_cli(
+        "--model=DeepFM",
+        f"--config_files={config_file}",
+        "--unlearn_method=neggrad,sisa",
+        "--unlearn_tune=2",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*"))
+    with open(f"{run_dir}/results.json") as f:
+        rows = {row["method"]: row for row in json.load(f)["results"]}
+    with open(f"{run_dir}/receipt-neggrad.json") as f:
+        receipt = json.load(f)
+    search = receipt["tuning"]
+    assert len(search["trials"]) == 2 and rows["neggrad"]["tune_seconds"] == search["seconds"] > 0
+    if rows["neggrad"]["tuned"]:
+        assert set(rows["neggrad"]["tuned_values"]) == {"learning_rate", "forget_weight"}
+        assert receipt["hyperparameters"]["neggrad_learning_rate"] == search["values"]["learning_rate"]
+    assert "tuned" not in rows["sisa"]  # an exact method has nothing to tune
+    verified = run_cli("verify", f"{run_dir}/receipt-neggrad.json", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"unlearn_tune": -1}, "unlearn_tune must be a number of trials, 0 or more; got -1"),
+        ({"unlearn_tune": 2, "forget_ids": ["1"]}, "it needs forget_ratio, not ids"),
+        (
+            {"neggrad_search": {"learnig_rate": ["loguniform", 1e-5, 1e-3]}},
+            "names 'learnig_rate', but neggrad_learnig_rate",
+        ),
+        ({"neggrad_search": {"forget_weight": ["normal", 0, 1]}}, r"neggrad_search\['forget_weight'\] must be"),
+    ],
+)
+def test_a_bad_search_names_its_key(settings, message):
+    config = Config("DeepFM", "ml-100k", config_dict=quiet(**settings))
+    with pytest.raises(ValueError, match=message):
+        check_tuning(config, [METHODS["neggrad"]])
