@@ -103,11 +103,15 @@ class UnlearnTrainer(SafeTrainer, UnlearnMethod):
         return model
 
     def param(self, key):
-        """The method's hyper-parameter ``<method>_<key>`` (defaults in properties/method/)."""
-        key = f"{self.name}_{key}"
-        if key not in self.config:
-            raise BadInput(f"Config key '{key}' is missing: unlearning method '{self.name}' needs it.")
-        return self.config[key]
+        """The method's hyper-parameter ``<method>_<key>`` (defaults in properties/method/); where that is
+        unset (``~``), the shared budget's ``unlearn_<key>`` (learning rate, epochs, batch size)."""
+        name = f"{self.name}_{key}"
+        if name not in self.config:
+            raise BadInput(f"Config key '{name}' is missing: unlearning method '{self.name}' needs it.")
+        value = self.config[name]
+        if value is None and f"unlearn_{key}" in self.config:
+            return self.config[f"unlearn_{key}"]
+        return value
 
     def prepare_model(self, model, example):
         """Change the model before the optimizer is built (e.g. add adapters; ``example`` is a forget

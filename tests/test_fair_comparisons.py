@@ -1,8 +1,11 @@
-"""unlearn_tune: every approximate method searched with the same trials on a validation request that never
-touches the reported forget data; the chosen values run on the reported request and its receipt verifies."""
+"""Fair comparisons: one budget for every full fine-tune, and unlearn_tune, which searches every approximate
+method with the same trials on a validation request that never touches the reported forget data (the
+chosen values run on the reported request, and its receipt verifies)."""
 
 import glob
 import json
+import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,8 +14,30 @@ from recbole_unlearn import Config
 from recbole_unlearn.unlearn.method import METHODS
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.tuning import check_tuning, tune, validation_protocol
+from recbole_unlearn.unlearn.unlearn_trainer import UnlearnTrainer
 
-from conftest import quiet, run_cli, write_config_file
+from conftest import REPO, TINY_T5, quiet, run_cli, write_config_file
+
+FULL_FINE_TUNES = ("neggrad", "bad_teacher", "npo", "simnpo", "scrub")
+
+
+def resolved(config, method, key):
+    return UnlearnTrainer.param(SimpleNamespace(config=config, name=method), key)
+
+
+@pytest.mark.parametrize("model, rate", [("DeepFM", 1e-4), ("BPR", 1e-4), ("LLMRec", 5e-5)])
+def test_every_full_fine_tune_gets_the_shared_budget_unless_a_key_overrides_it(workdir, model, rate):
+    config = Config(model, "ml-100k", config_dict=quiet(llm_config=TINY_T5, scrub_learning_rate=1e-3))
+    assert config["unlearn_learning_rate"] == rate
+    for method in FULL_FINE_TUNES:
+        expected = 1e-3 if method == "scrub" else rate
+        assert resolved(config, method, "learning_rate") == expected, method
+        assert resolved(config, method, "train_batch_size") == 32, method
+        # One pass over the forget data each (the same optimizer steps); SCRUB's YAML keeps its 3 epochs.
+        assert resolved(config, method, "epochs") == (3 if method == "scrub" else 1), method
+    official_budget = [os.path.join(REPO, "docs", "examples", "official-budget.yaml")]
+    official = Config(model, "ml-100k", config_file_list=official_budget, config_dict=quiet(llm_config=TINY_T5))
+    assert [resolved(official, "neggrad", key) for key in ("train_batch_size", "epochs")] == [16, 4]
 
 
 @pytest.mark.parametrize("selection", ["random", "core"])
