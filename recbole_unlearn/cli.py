@@ -14,7 +14,7 @@ import sys
 from recbole_unlearn import distributed
 from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.report import comparison_table, markdown_table, measured_on, signal_lines
-from recbole_unlearn.evaluation.summary import claims_table
+from recbole_unlearn.evaluation.summary import claims_table, signal_check
 from recbole_unlearn.quick_start import run_recbole_unlearn
 from recbole_unlearn.unlearn.receipt import code_comparison, failure_kind, verify
 
@@ -46,7 +46,7 @@ def print_results(results):
         )
         print(markdown_table(result["rows"]))
         runs = [run["rows"] for run in result["runs"]] if "runs" in result else [result["rows"]]
-        print(signal_lines(runs), end="")
+        print(signal_lines(signal_check(runs)), end="")
         if "claims" in result:
             print(claims_table(result["claims"]))
         print(measured_on(context))

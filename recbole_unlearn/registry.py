@@ -133,10 +133,9 @@ def register_metrics():
     membership = ("forget", "holdout")
     register_metric("test_auc", m.recbole_metric("test", "auc"), test, "higher", True, "test AUC", compare=True)
     gap = (*retrained, "original", "holdout")
-    closed = m.forget_gap_closed
     register_metric(
         "forget_gap_closed",
-        closed,
+        m.forget_gap_closed,
         gap,
         "higher",
         True,

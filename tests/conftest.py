@@ -1,5 +1,7 @@
 """Shared fixtures and helpers: small real slices of ML-100K, tiny models, per-test working folders."""
 
+import glob
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +49,18 @@ def run_cli(*args, cwd, timeout=600, env=None):
     """Our command line (``run_recbole_unlearn.py *args``) in a subprocess, as a user runs it."""
     command = [sys.executable, RUN_SCRIPT, *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def deepfm_cli_run(directory, *options):
+    """A DeepFM run of NegGrad and SISA on the tests' slice through the command line with ``options``: its
+    run folder and its result rows by method."""
+    config_file = write_config_file(directory / "run.yaml", epochs=1)
+    arguments = ["--model=DeepFM", f"--config_files={config_file}", "--unlearn_method=neggrad,sisa", *options]
+    out = run_cli(*arguments, cwd=directory)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = glob.glob(str(directory / "saved" / "unlearn" / "DeepFM-ml-100k-*"))
+    with open(os.path.join(run_dir, "results.json")) as f:
+        return run_dir, {row["method"]: row for row in json.load(f)["results"]}
 
 
 def registered_methods():

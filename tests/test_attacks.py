@@ -2,7 +2,6 @@
 membership inference with shadow models."""
 
 import glob
-import json
 import math
 from types import SimpleNamespace
 
@@ -17,18 +16,7 @@ from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.relearn import relearn_rows, relearned
 from recbole_unlearn.unlearn.shadows import Shadows
 
-from conftest import quiet, run_cli, write_config_file
-
-
-def cli_rows(tmp_path, *options):
-    """The result rows of a DeepFM run of NegGrad and SISA through the command line with ``options``."""
-    config_file = write_config_file(tmp_path / "run.yaml", epochs=1)
-    arguments = ["--model=DeepFM", f"--config_files={config_file}", "--unlearn_method=neggrad,sisa", *options]
-    out = run_cli(*arguments, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    (results,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*" / "results.json"))
-    with open(results) as f:
-        return {row["method"]: row for row in json.load(f)["results"]}
+from conftest import deepfm_cli_run, quiet, run_cli, write_config_file
 
 
 def refused(tmp_path, *options):
@@ -39,7 +27,7 @@ def refused(tmp_path, *options):
 
 
 def test_the_relearning_attack_runs_through_the_cli_on_every_model_and_leaves_the_model_untouched(tmp_path):
-    rows = cli_rows(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=3")
+    _, rows = deepfm_cli_run(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=3")
     for method in ("original", "retrain", "neggrad", "sisa"):
         assert math.isfinite(rows[method]["forget_relearn_l2"]), method
     assert math.isfinite(rows["neggrad"]["forget_relearn_recovered"]) and math.isnan(
@@ -94,7 +82,7 @@ def test_ulira_tells_members_from_non_members_and_not_two_kinds_of_non_members()
 
 
 def test_ulira_runs_through_the_cli_on_every_model(tmp_path):
-    rows = cli_rows(tmp_path, "--unlearn_mia=ulira", "--unlearn_mia_shadows=2")
+    _, rows = deepfm_cli_run(tmp_path, "--unlearn_mia=ulira", "--unlearn_mia_shadows=2")
     for method in ("original", "retrain", "neggrad", "sisa"):
         for key in ("forget_ulira_auc", "forget_ulira_tpr_at_1pct_fpr", "forget_ulira_tpr_at_01pct_fpr"):
             assert math.isfinite(rows[method][key]), (method, key)

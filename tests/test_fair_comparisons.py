@@ -2,7 +2,6 @@
 method with the same trials on a validation request that never touches the reported forget data (the
 chosen values run on the reported request, and its receipt verifies)."""
 
-import glob
 import json
 import os
 from types import SimpleNamespace
@@ -16,7 +15,7 @@ from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.tuning import check_tuning, tune, validation_protocol
 from recbole_unlearn.unlearn.unlearn_trainer import UnlearnTrainer
 
-from conftest import REPO, TINY_T5, quiet, run_cli, write_config_file
+from conftest import REPO, TINY_T5, deepfm_cli_run, quiet, run_cli
 
 FULL_FINE_TUNES = ("neggrad", "bad_teacher", "npo", "simnpo", "scrub")
 
@@ -66,18 +65,7 @@ def test_no_trial_reads_the_reported_forget_data(workdir, monkeypatch, selection
 
 
 def test_tuned_rows_name_their_values_and_their_receipts_verify_through_the_cli(tmp_path):
-    config_file = write_config_file(tmp_path / "run.yaml", epochs=1)
-    out = run_cli(
-        "--model=DeepFM",
-        f"--config_files={config_file}",
-        "--unlearn_method=neggrad,sisa",
-        "--unlearn_tune=2",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    (run_dir,) = glob.glob(str(tmp_path / "saved" / "unlearn" / "DeepFM-ml-100k-*"))
-    with open(f"{run_dir}/results.json") as f:
-        rows = {row["method"]: row for row in json.load(f)["results"]}
+    run_dir, rows = deepfm_cli_run(tmp_path, "--unlearn_tune=2")
     with open(f"{run_dir}/receipt-neggrad.json") as f:
         receipt = json.load(f)
     search = receipt["tuning"]

@@ -43,8 +43,7 @@ def forget_logloss(evaluation):
 
 def forget_gold_confidence(evaluation):
     """Mean probability of the true answer on the forget set."""
-    forget = evaluation.outputs["forget"]
-    return float(np.mean(np.where(forget.labels == 1, forget.like, 1 - forget.like)))
+    return float(np.mean(_true_answer_probability(evaluation.outputs["forget"])))
 
 
 def vocabulary_distance(name):
@@ -52,10 +51,14 @@ def vocabulary_distance(name):
     return lambda evaluation: float(evaluation.outputs["forget"].vocab_distances[name].mean())
 
 
+def per_sample_yes_no_distance(name, outputs, retrained, split="forget"):
+    p = torch.from_numpy(outputs[split].yes_no)
+    q = torch.from_numpy(retrained[split].yes_no)
+    return DISTANCES[name](p, q).numpy()
+
+
 def mean_yes_no_distance(name, outputs, retrained):
-    p = torch.from_numpy(outputs["forget"].yes_no)
-    q = torch.from_numpy(retrained["forget"].yes_no)
-    return float(DISTANCES[name](p, q).numpy().mean())
+    return float(per_sample_yes_no_distance(name, outputs, retrained).mean())
 
 
 def yes_no_distance(name):
@@ -93,12 +96,6 @@ def forget_privleak(evaluation):
     if retrained == 0:
         return float("nan")
     return ((1 - forget_mia_auc(evaluation)) - retrained) / retrained * 100
-
-
-def per_sample_yes_no_distance(name, outputs, retrained, split):
-    p = torch.from_numpy(outputs[split].yes_no)
-    q = torch.from_numpy(retrained[split].yes_no)
-    return DISTANCES[name](p, q).numpy()
 
 
 def forget_gap_signal_p(evaluation):

@@ -121,16 +121,16 @@ def measured_on(context):
     return f"Seconds measured on {describe_machine(context['machine'])}."
 
 
-def signal_lines(runs):
-    """The signal check's sentence and a blank line, or nothing for rows without one (ranking models)."""
-    check = signal_check(runs)
+def signal_lines(check):
+    """A ``signal_check``'s sentence and a blank line, or nothing for rows without one (ranking models)."""
     return f"\n{signal_sentence(check)}\n" if check else ""
 
 
 def write_results(rows, directory, context):
     """results.csv, results.json (with the ``signal`` check) and results.md of one model's run."""
-    document = {"context": context, "results": rows, "signal": signal_check([rows])}
-    appendix = f"{signal_lines([rows])}\n{measured_on(context)}\n"
+    signal = signal_check([rows])
+    document = {"context": context, "results": rows, "signal": signal}
+    appendix = f"{signal_lines(signal)}\n{measured_on(context)}\n"
     return _write_tables(rows, directory, "results", document, appendix=appendix)
 
 
@@ -138,15 +138,9 @@ def write_seed_results(summary, runs, claims, directory, context):
     """results.csv (the summary rows), results.json (``context``, every seed's ``runs``, the ``summary``, the
     ``signal`` check and the ``claims``) and results.md (the summary table, the signal check and the
     claims) of one model's runs over seeds."""
-    seed_rows = [run["rows"] for run in runs]
-    document = {
-        "context": context,
-        "runs": runs,
-        "summary": summary,
-        "signal": signal_check(seed_rows),
-        "claims": claims,
-    }
-    appendix = f"{signal_lines(seed_rows)}\n{claims_table(claims)}\n\n{measured_on(context)}\n"
+    signal = signal_check([run["rows"] for run in runs])
+    document = {"context": context, "runs": runs, "summary": summary, "signal": signal, "claims": claims}
+    appendix = f"{signal_lines(signal)}\n{claims_table(claims)}\n\n{measured_on(context)}\n"
     return _write_tables(summary, directory, "results", document, appendix=appendix)
 
 

@@ -126,13 +126,7 @@ class ProtocolEvaluation:
     @functools.cached_property
     def shadows(self):
         """U-LiRA's shadow models, trained (or loaded from the cache) once, and scored on the candidates."""
-        label = self.config["LABEL_FIELD"]
-        return train_shadows(
-            self,
-            lambda model: {
-                split: collect_outputs(model, self.eval_loaders[split], label) for split in ("forget", "holdout")
-            },
-        )
+        return train_shadows(self, lambda model: self.split_outputs(model, ("forget", "holdout")))
 
     def relearned_outputs(self, model):
         """With ``unlearn_relearn``: the forget-set outputs of ``model`` after the relearning attack
@@ -141,9 +135,11 @@ class ProtocolEvaluation:
             return None
         rows = relearn_rows(self.forget_rows, self.config["unlearn_relearn_share"], self.config["seed"])
         loader = train_loader(self.config, self.subset(rows), self.config["unlearn_relearn_batch_size"])
-        attacked = relearned(self.config, model, loader)
-        label = self.config["LABEL_FIELD"]
-        return {"forget": collect_outputs(attacked, self.eval_loaders["forget"], label)}
+        return self.split_outputs(relearned(self.config, model, loader), ("forget",))
+
+    def split_outputs(self, model, splits):
+        """``model``'s outputs on some of a labeled model's evaluation splits, without distances."""
+        return {split: collect_outputs(model, self.eval_loaders[split], self.config["LABEL_FIELD"]) for split in splits}
 
     def evaluate(self, name, model, cost, outputs, retrained_outputs, original_outputs):
         """The result row of ``model`` from its ``outputs`` and those of the Retrain model and the Original

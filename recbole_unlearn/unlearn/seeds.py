@@ -18,6 +18,7 @@ from recbole_unlearn.evaluation.summary import (
     claims_table,
     judge_claims,
     primary_metrics,
+    signal_check,
     summary_rows,
 )
 from recbole_unlearn.unlearn.experiment import run_experiment
@@ -94,6 +95,6 @@ def run_seeds(config):
         write_seed_results(summary, runs, verdicts, run_dir, context)
         title = f"{config['model']} on {config['dataset']}: {len(seeds)} seeds, mean ± 95% CI"
         tradeoff_plot(summary, os.path.join(run_dir, "tradeoff.png"), title)
-        signal = signal_lines([run["rows"] for run in runs])
+        signal = signal_lines(signal_check([run["rows"] for run in runs]))
         logger.info("\n" + markdown_table(summary) + "\n" + signal + "\n" + claims_table(verdicts))
     return {"rows": summary, "runs": runs, "claims": verdicts, "run_dir": run_dir, "context": context}
