@@ -41,6 +41,7 @@ from recbole_unlearn.unlearn.method import register_method
 from recbole_unlearn.unlearn.methods.bad_teacher import BadTeacher
 from recbole_unlearn.unlearn.methods.e2urec import E2URec
 from recbole_unlearn.unlearn.methods.influence import Influence
+from recbole_unlearn.unlearn.methods.label_flip import LabelFlip
 from recbole_unlearn.unlearn.methods.neggrad import NegGrad
 from recbole_unlearn.unlearn.methods.npo import NPO
 from recbole_unlearn.unlearn.methods.retrain import Retrain
@@ -54,7 +55,7 @@ TRAINERS = {"LLMRecTrainer": ConfiguredLLMRecTrainer}
 DATASETS = {"LLMRecDataset": LLMRecDataset}
 RECBOLE_METRIC_MODULES = ["recbole_unlearn.evaluation.recbole_metrics"]
 # In this order for ``unlearn_method: all``.
-BUILT_IN_METHODS = (Retrain, SISA, NegGrad, BadTeacher, E2URec, NPO, SimNPO, SCRUB, Influence)
+BUILT_IN_METHODS = (Retrain, SISA, NegGrad, LabelFlip, E2URec, NPO, SimNPO, SCRUB, BadTeacher, Influence)
 METHOD_ENTRY_POINTS = "recbole_unlearn.methods"
 
 

@@ -94,7 +94,7 @@ def copy_of(run, tmp_path):
 
 def test_verify_catches_a_changed_checkpoint_and_a_changed_metric(run, tmp_path):
     run = copy_of(run, tmp_path)
-    receipt = receipt_of(run, "bad_teacher")
+    receipt = receipt_of(run, "label_flip")
     receipt["metrics"]["forget_jsd_yesno"] += 0.01
     # Within float noise of a re-evaluation (a flipped pair of near-tied MIA scores): still verified.
     receipt["metrics"]["forget_privleak"] *= 1 + 5e-5
@@ -108,7 +108,7 @@ def test_verify_catches_a_changed_checkpoint_and_a_changed_metric(run, tmp_path)
     data = bytearray(open(unlearned, "rb").read())
     data[-3] ^= 0xFF
     open(unlearned, "wb").write(bytes(data))
-    failed = [name for name, ok, _ in verify(os.path.join(run["run_dir"], "receipt-bad_teacher.json")) if not ok]
+    failed = [name for name, ok, _ in verify(os.path.join(run["run_dir"], "receipt-label_flip.json")) if not ok]
     assert failed == [f"unlearned file {receipt['unlearned'][0]['path']}"]
 
 

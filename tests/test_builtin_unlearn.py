@@ -99,7 +99,7 @@ MEASURED_COST = ("unlearn_seconds", "seconds_to_best", "peak_rss_mib", "peak_gpu
 
 def test_a_method_gives_the_same_result_whatever_ran_before_it(comparison):
     """DeepFM trains with dropout, so training the Original and Retrain (the first run, an empty cache)
-    moves torch's random state where loading them (this run) does not; SISA, NegGrad and Bad-T ran before
+    moves torch's random state where loading them (this run) does not; SISA, NegGrad and the label flip ran before
     E2URec there, none here. Its LoRA initialisation and dropout draw the same numbers either way."""
     output_dir, results = comparison
     (alone,) = compare(output_dir, ["DeepFM"], unlearn_method="e2urec,npo")[1]

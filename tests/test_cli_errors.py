@@ -21,7 +21,7 @@ CATALOGUE = {
     "knowledge model": (["--model=CKE"], "Model CKE cannot be unlearned by method.*KNOWLEDGE models are not"),
     "topk": (["--model=BPR", "--topk=0"], "topk must be a positive integer"),
     "core at item level": (["--model=BPR", "--forget_level=item", "--forget_selection=core"], "needs forget_level"),
-    "bad_teacher on a softmax": (["--model=SASRec", "--unlearn_method=bad_teacher"], "has no opposite"),
+    "label_flip on a softmax": (["--model=SASRec", "--unlearn_method=label_flip"], "has no opposite"),
     "unknown model": (["--model=NoSuchModel"], "Model 'NoSuchModel' is not a RecBole model here"),
     "dataset": (["--dataset=no-such-data"], "dataset 'no-such-data': no folder"),
     "typo": (["--e2urec_alfa=2"], "Unknown config key 'e2urec_alfa'.*did you mean 'e2urec_alpha'"),

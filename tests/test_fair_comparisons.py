@@ -17,7 +17,7 @@ from recbole_unlearn.unlearn.unlearn_trainer import UnlearnTrainer
 
 from conftest import REPO, TINY_T5, deepfm_cli_run, quiet, run_cli
 
-FULL_FINE_TUNES = ("neggrad", "bad_teacher", "npo", "simnpo", "scrub")
+FULL_FINE_TUNES = ("neggrad", "label_flip", "npo", "simnpo", "scrub", "bad_teacher")
 
 
 def resolved(config, method, key):

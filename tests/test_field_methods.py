@@ -1,4 +1,4 @@
-"""NPO, SimNPO, SCRUB, the influence update and E2URec's official-code options: losses against hand
+"""NPO, SimNPO, SCRUB, Bad Teacher, the influence update and E2URec's official-code options: losses against hand
 computations, SCRUB's schedule on a toy, the influence step on a convex model against an exact retrain."""
 
 import json
@@ -11,6 +11,7 @@ from recbole.utils import get_model
 
 from recbole_unlearn.model.answer import answer_log_likelihood, answer_logits, answer_sequence, answer_targets
 from recbole_unlearn.quick_start import unlearn_one
+from recbole_unlearn.unlearn.methods.bad_teacher import BadTeacher, untrained_model
 from recbole_unlearn.unlearn.methods.influence import Influence, newton_step
 from recbole_unlearn.unlearn.methods.npo import npo_loss
 from recbole_unlearn.unlearn.methods.scrub import SCRUB
@@ -107,6 +108,44 @@ def test_scrub_alternates_max_and_min_epochs_and_their_losses_pull_apart(workdir
     distance = scrub.distance_to_teacher(min_pair.retain)[1].item()
     expected = 0.001 * distance + 0.99 * cross_entropy.item()
     assert scrub.compute_loss(min_pair).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_bad_teachers_incompetent_teacher_is_the_untrained_model_and_the_loss_weighs_both_teachers_by_rows(workdir):
+    config, recommender, train_data = built("DeepFM", train_batch_size=64)
+    with torch.no_grad():  # stands for training: the Original differs from an untrained model
+        for parameter in recommender.parameters():
+            parameter.add_(0.1)
+    bad_teacher = BadTeacher(config, recommender)
+    batches = list(train_data)
+    forget, retain = batches[:1], batches[1:3]
+    state = torch.random.get_rng_state()
+    bad_teacher.prepare(None, train_data)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.manual_seed(config["seed"])
+    untrained = get_model("DeepFM")(config, train_data._dataset)
+    for (name, parameter), (_, expected) in zip(
+        bad_teacher.incompetent.named_parameters(), untrained.named_parameters()
+    ):
+        assert torch.equal(parameter, expected), name
+        assert not parameter.requires_grad
+    # The student starts as the Original (the competent teacher): the retain term is 0 and the loss is the
+    # forget rows' share of KL(untrained || Original) on the forget batch.
+    bad_teacher.model.eval()
+    pair = next(iter(PairedBatches(forget, retain)))
+    with torch.no_grad():
+        teacher = torch.log_softmax(answer_logits(untrained.eval(), pair.forget), dim=-1)
+        student = torch.log_softmax(answer_logits(recommender, pair.forget), dim=-1)
+    kl = (teacher.exp() * (teacher - student)).sum(dim=-1).mean().item()
+    share = len(pair.forget) / (len(pair.forget) + len(pair.retain))
+    assert bad_teacher.compute_loss(pair).item() == pytest.approx(share * kl, rel=1e-5)
+    assert kl > 0
+
+
+def test_bad_teachers_incompetent_graph_model_is_built_on_the_retained_graph(workdir):
+    config, _, train_data = built("LightGCN")
+    retained = train_data._dataset.copy(train_data._dataset.inter_feat[: len(train_data._dataset) // 2])
+    incompetent = untrained_model(config, retained)
+    assert incompetent.interaction_matrix.nnz == len(retained)
 
 
 def fit(model, parameters, inputs, targets, retained, weight_decay):

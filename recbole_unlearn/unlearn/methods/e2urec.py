@@ -43,7 +43,7 @@ class E2URec(UnlearnTrainer):
     claims = (
         *(
             Claim(f"E2URec's forget JSD (y/n) to Retrain is below {other}'s", "forget_jsd_yesno", "e2urec", other)
-            for other in ("neggrad", "bad_teacher", "sisa")
+            for other in ("neggrad", "label_flip", "sisa")
         ),
         Claim("E2URec's test AUC is within 0.01 of the Original's", "test_auc", "e2urec", "original", "higher", -0.01),
         Claim("E2URec trains under 5% of the parameters", "trainable_share", "e2urec", None, "lower", 0.05),
