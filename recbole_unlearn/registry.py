@@ -165,6 +165,9 @@ def register_metrics():
         "seconds_to_best", cost.seconds_to_best, (), "lower", label="seconds to best", fmt="{:.0f}", family=None
     )
     register_metric(
+        "models_trained", cost.models_trained, (), "lower", label="models trained", fmt="{:.0f}", family=None
+    )
+    register_metric(
         "test_logloss", m.recbole_metric("test", "logloss"), test, "lower", label="test LogLoss", compare=True
     )
     register_metric("test_acc", m.recbole_metric("test", "acc"), test, "higher", label="test ACC")

@@ -11,7 +11,8 @@ from conftest import run_cli
 
 # (arguments, the start of the message); each case fails before any model trains.
 CATALOGUE = {
-    "ratio": (["--forget_ratio=1.5"], r"forget_ratio must be in \(0, 1\), got 1.5"),
+    "ratio": (["--forget_ratio=1.5"], r"forget_ratio must be a share in \(0, 1\) or a whole number.*got 1.5"),
+    "count": (["--forget_ratio=100000"], "forget_ratio 100000 asks for more users than the"),
     "level": (["--forget_level=session"], "forget_level must be one of"),
     "selection": (["--forget_selection=busy"], "forget_selection must be one of"),
     "empty ids": (["--forget_ids=[]"], "forget_ids is empty"),
@@ -85,7 +86,7 @@ def test_verify_without_a_receipt_is_refused_by_the_script_itself(tmp_path):
 
 def test_debug_shows_the_traceback(tmp_path):
     out = run_cli("--forget_ratio=1.5", "--debug", "--state=warning", cwd=tmp_path)
-    assert out.returncode == 1 and "Traceback" in out.stderr and "BadInput: forget_ratio must be in" in out.stderr
+    assert out.returncode == 1 and "Traceback" in out.stderr and "BadInput: forget_ratio must be a share" in out.stderr
 
 
 def test_an_unexpected_exception_keeps_its_traceback(tmp_path):

@@ -1,6 +1,7 @@
 """Forget requests on a real ML-100K training split: invariants (hypothesis); bad requests are in test_bad_inputs.py."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +43,20 @@ def test_user_level_ratio_forgets_that_share_of_users(train):
     forget, _ = split(ForgetRequest(level="user", ratio=0.2, seed=42), train)
     users = np.unique(train.inter_feat["user_id"].numpy())
     assert len(np.unique(forget.inter_feat["user_id"].numpy())) == round(0.2 * len(users))
+
+
+@pytest.mark.parametrize("level, count", [("user", 1), ("user", 7), ("item", 3), ("interaction", 1)])
+def test_a_whole_number_forget_ratio_forgets_that_many_units(train, level, count):
+    forget, retain = split(ForgetRequest(level=level, ratio=count, seed=42), train)
+    fields = {"user": ["user_id"], "item": ["item_id"], "interaction": ["user_id", "item_id"]}[level]
+    assert len(set(zip(*(forget.inter_feat[field].tolist() for field in fields)))) == count
+    assert len(forget) + len(retain) == len(train)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0, -2, True, "10"])
+def test_a_forget_ratio_neither_a_share_nor_a_count_is_refused(ratio):
+    with pytest.raises(ValueError, match="forget_ratio must be a share in"):
+        ForgetRequest(ratio=ratio)
 
 
 def test_interaction_level_ids(train):

@@ -4,7 +4,8 @@ Only the training split is split; valid and test stay as they are. A request wor
 ``user`` (all of a user's training interactions), ``item`` (all interactions with an item) or
 ``interaction`` (single user-item ratings, given as ``user:item``). It names its ids explicitly
 (``forget_ids`` or ``forget_file``, raw tokens as in the atomic files) or draws a ``forget_ratio`` of the
-level's units (users, items or interactions of the training split) with ``seed``; at user level
+level's units (users, items or interactions of the training split; a share, or a whole number of them)
+with ``seed``; at user level
 ``forget_selection`` chooses CURE4Rec's forget sets instead of a random draw: ``core`` (the most active
 users by training interactions) or ``edge`` (the least active), ties broken by ``seed``.
 """
@@ -39,6 +40,11 @@ def level_units(dataset, level):
     return users if level == "user" else items
 
 
+def is_count(ratio):
+    """Whether ``forget_ratio`` is a number of units (a whole number, as scikit-learn's ``test_size``), not a share."""
+    return isinstance(ratio, int) and not isinstance(ratio, bool) and ratio >= 1
+
+
 @dataclass(frozen=True)
 class ForgetRequest:
     level: str = "user"
@@ -59,8 +65,10 @@ class ForgetRequest:
                 f"forget_selection '{self.selection}' picks users by activity (CURE4Rec); it needs "
                 f"forget_level: user, got {self.level!r}."
             )
-        if not self.ids and not (isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1):
-            raise BadInput(f"forget_ratio must be in (0, 1), got {self.ratio!r}.")
+        if not self.ids and not (is_count(self.ratio) or (isinstance(self.ratio, float) and 0 < self.ratio < 1)):
+            raise BadInput(
+                f"forget_ratio must be a share in (0, 1) or a whole number of units (1, 2, ...), got {self.ratio!r}."
+            )
         ids = [str(i).strip() for i in self.ids]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
@@ -104,7 +112,10 @@ class ForgetRequest:
 
     def describe(self):
         """Level and size of the request, without its ids."""
-        what = f"{len(self.ids)} ids" if self.ids else f"ratio {self.ratio}"
+        if self.ids:
+            what = f"{len(self.ids)} ids"
+        else:
+            what = f"{self.ratio} {self.level}s" if is_count(self.ratio) else f"ratio {self.ratio}"
         if not self.ids and self.selection != "random":
             what += f" of {self.selection} users"
         return f"{self.level}-level forget request, {what}, seed {self.seed}"
@@ -124,7 +135,11 @@ class ForgetRequest:
 
     def _drawn_units(self, units):
         candidates, activity = np.unique(units, return_counts=True)
-        count = int(round(self.ratio * len(candidates)))
+        count = self.ratio if is_count(self.ratio) else int(round(self.ratio * len(candidates)))
+        if count > len(candidates):
+            raise BadInput(
+                f"forget_ratio {self.ratio} asks for more {self.level}s than the {len(candidates)} there are."
+            )
         if count == 0:
             raise BadInput(
                 f"forget_ratio {self.ratio} of {len(candidates)} training {self.level}s is zero: "

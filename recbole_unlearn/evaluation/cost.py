@@ -131,6 +131,12 @@ def seconds_to_best(evaluation):
     return evaluation.cost.get("seconds_to_best", evaluation.cost["seconds"])
 
 
+def models_trained(evaluation):
+    """How many models the work trained from scratch with RecBole's training: 1 for the Original and
+    Retrain, SISA's retrained shards, 0 for a fine-tune."""
+    return evaluation.cost.get("models_trained", 0)
+
+
 def trainable_parameters(evaluation):
     return evaluation.trainable_parameters
 

@@ -184,6 +184,7 @@ class UnlearnProtocol(ProtocolEvaluation):
         self.logger.info(f"Training {name} on {len(train_data._dataset)} interactions")
         trainer.fit(train_data, valid_data, saved=True, show_progress=config["show_progress"])
         add_to_summary("seconds_to_best", trainer.training_seconds_to_best)
+        add_to_summary("models_trained", 1)
         load_checkpoint(model, trainer.saved_model_file, config["device"], expect=trainer.provenance)
         self.files[name] = trainer.saved_model_file
         return model
