@@ -9,6 +9,7 @@ namespaces that no default declares is a typo, and fails naming the closest know
 import copy
 import difflib
 import os
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from logging import getLogger
@@ -177,6 +178,16 @@ def config_with(config, **overrides):
     changed = copy.copy(config)
     changed.final_config_dict = {**config.final_config_dict, **overrides}
     return changed
+
+
+@contextmanager
+def configured_as(holder, config):
+    """Within the block ``holder.config`` is ``config`` (a method's chosen values), then its own again."""
+    own, holder.config = holder.config, config
+    try:
+        yield holder
+    finally:
+        holder.config = own
 
 
 def resolve_data_path(data_root, dataset):

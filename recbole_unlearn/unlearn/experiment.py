@@ -7,6 +7,7 @@ from logging import getLogger
 from recbole.utils import get_model
 
 from recbole_unlearn import distributed
+from recbole_unlearn.config import configured_as
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.errors import BadInput, NotApplicable
 from recbole_unlearn.evaluation.report import markdown_table, tradeoff_plot, write_results
@@ -72,20 +73,19 @@ def run_experiment(config):
     searches = tune(protocol, methods, start)
     for method in methods:
         search = searches.get(method.name)
-        protocol.config = tuned_config(config, method, search)
-        if method.is_retrain:
-            row, cost, model = retrain_row, retrain_cost, retrained
-        else:
-            model, cost = protocol.unlearn(method, start)
-            outputs = protocol.evaluated_outputs(model, retrained, retrained_outputs)
-            row = protocol.evaluate(method.name, model, cost, outputs, *references)
-            if search:
-                row.update(tuned=search["values"] is not None, tuned_values=search["values"])
-                row["tune_seconds"] = search["seconds"]
-            rows.append(row)
-        if writes_files:
-            write_receipt(protocol, method, row, cost, previous, search)
-    protocol.config = config
+        with configured_as(protocol, tuned_config(config, method, search)):
+            if method.is_retrain:
+                row, cost, model = retrain_row, retrain_cost, retrained
+            else:
+                model, cost = protocol.unlearn(method, start)
+                outputs = protocol.evaluated_outputs(model, retrained, retrained_outputs)
+                row = protocol.evaluate(method.name, model, cost, outputs, *references)
+                if search:
+                    row.update(tuned=search["values"] is not None, tuned_values=search["values"])
+                    row["tune_seconds"] = search["seconds"]
+                rows.append(row)
+            if writes_files:
+                write_receipt(protocol, method, row, cost, previous, search)
 
     context = {
         "model": config["model"],

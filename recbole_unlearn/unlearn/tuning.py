@@ -15,7 +15,7 @@ from logging import getLogger
 
 import optuna
 
-from recbole_unlearn.config import config_with
+from recbole_unlearn.config import config_with, configured_as
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.cost import now
@@ -93,11 +93,11 @@ def tune(protocol, methods, start):
 
         def objective(trial, method=method, trials=trials):
             values = {key: suggest(trial, key, space) for key, space in search_space(config, method).items()}
-            validation.config = config_with(config, **{f"{method.name}_{key}": v for key, v in values.items()})
-            model, cost = validation.unlearn(method, start)
-            outputs = validation.evaluated_outputs(model, retrained, retrained_outputs)
-            row = validation.evaluate(method.name, model, cost, outputs, *references)
-            drop = baseline - valid_utility(validation, model, outputs)
+            with configured_as(validation, config_with(config, **{f"{method.name}_{k}": v for k, v in values.items()})):
+                model, cost = validation.unlearn(method, start)
+                outputs = validation.evaluated_outputs(model, retrained, retrained_outputs)
+                row = validation.evaluate(method.name, model, cost, outputs, *references)
+                drop = baseline - valid_utility(validation, model, outputs)
             trials.append({"values": values, "gap_closed": row[gap_key], "utility_drop": drop})
             feasible = drop <= config["unlearn_tune_max_utility_drop"] and row[gap_key] == row[gap_key]
             # Infeasible trials rank below every feasible one (gap closed is at least -1e6 in practice).
@@ -105,7 +105,6 @@ def tune(protocol, methods, start):
 
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config["seed"]))
         study.optimize(objective, n_trials=config["unlearn_tune"])
-        validation.config = config
         feasible = study.best_value > -1e9
         records[method.name] = {
             "trials": trials,
