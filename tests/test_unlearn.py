@@ -70,6 +70,10 @@ def test_every_method_runs_and_reports_every_registered_metric(first_run):
     # Built by training (validation, data, checkpoints not counted) or not trained (the whole time).
     assert 0 < rows["retrain"]["seconds_to_best"] < rows["retrain"]["unlearn_seconds"]
     assert rows["e2urec"]["seconds_to_best"] == rows["e2urec"]["unlearn_seconds"]
+    # Models trained from scratch: one each for the Original and Retrain, the retrained shards for SISA
+    # (those built before the request are not its cost), none for a fine-tune.
+    assert [rows[name]["models_trained"] for name in ("original", "retrain", "e2urec", "neggrad")] == [1, 1, 0, 0]
+    assert 1 <= rows["sisa"]["models_trained"] <= 4
     for name in ("results.csv", "results.json", "results.md", "tradeoff.png"):
         assert os.path.getsize(os.path.join(first_run["run_dir"], name)) > 0
     with open(os.path.join(first_run["run_dir"], "results.json")) as f:
