@@ -80,6 +80,11 @@ class UnlearnMethod:
         return [cls.name]
 
     @classmethod
+    def rebuilt_files(cls, protocol):
+        """The names among ``file_names`` that this request builds anew; the others are reused unchanged."""
+        return cls.file_names(protocol.config)
+
+    @classmethod
     def load(cls, protocol, start, paths):
         """The unlearned model rebuilt from those checkpoint files (to verify a receipt)."""
         raise NotImplementedError

@@ -87,6 +87,7 @@ def write_receipt(protocol, method, row, cost, previous=None, search=None):
         "original": _files(protocol.start_files or [protocol.files["original"]], directory),
         "retrain": _files([protocol.files["retrain"]], directory),
         "unlearned": _files([protocol.files[name] for name in method.file_names(config)], directory),
+        "rebuilt": method.rebuilt_files(protocol),
         "metrics": {metric.name: row[metric.name] for metric in receipt_metrics() if metric.name in row},
         "training_precision": training_precision(config),
         # The resolved precision, not ``auto``: rebuilt on another machine, the models keep their keys.

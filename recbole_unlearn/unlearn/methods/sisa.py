@@ -78,10 +78,11 @@ class SISA(UnlearnMethod):
         shard_config = config_with(config, epochs=epochs) if epochs else config
         valid_data = None if epochs else protocol.valid_data
         shards = shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
+        touched = cls.touched_shards(protocol, shards)
         models = []
         for shard in range(config["sisa_n_shards"]):
             in_shard = shards == shard
-            if (in_shard & protocol.forget_mask).any():
+            if shard in touched:
                 rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
                 models.append(
                     protocol.train(f"sisa-shard{shard}", protocol.retained_loader(rows), valid_data, shard_config)
@@ -96,6 +97,18 @@ class SISA(UnlearnMethod):
     @classmethod
     def file_names(cls, config):
         return [f"sisa-shard{shard}" for shard in range(config["sisa_n_shards"])]
+
+    @staticmethod
+    def touched_shards(protocol, shards):
+        """The shards holding forget data: the ones this request retrains."""
+        return set(np.unique(shards[protocol.forget_mask]).tolist())
+
+    @classmethod
+    def rebuilt_files(cls, protocol):
+        config = protocol.config
+        shards = shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
+        names = cls.file_names(config)
+        return [names[shard] for shard in sorted(cls.touched_shards(protocol, shards))]
 
     @classmethod
     def load(cls, protocol, start, paths):
