@@ -90,9 +90,9 @@ def test_request_covering_every_training_user(train):
         ForgetRequest(level="user", ids=tuple(raw_users(train))).masks_after(train)
 
 
-@pytest.mark.parametrize("ratio", [0, -0.5, 1.0, 1.5, None])
-def test_ratio_outside_zero_one(ratio):
-    with pytest.raises(ValueError, match=rf"forget_ratio must be in \(0, 1\), got {ratio}"):
+@pytest.mark.parametrize("ratio", [0, -0.5, 1.0, 1.5, None, -2, True, "10"])
+def test_ratio_neither_a_share_nor_a_whole_number(ratio):
+    with pytest.raises(ValueError, match=rf"forget_ratio must be a share in \(0, 1\) or a whole number.*got {ratio!r}"):
         ForgetRequest(ratio=ratio)
 
 
