@@ -26,19 +26,6 @@ def refused(tmp_path, *options):
     return out.stderr
 
 
-def test_the_relearning_attack_runs_through_the_cli_on_every_model_and_leaves_the_model_untouched(tmp_path):
-    _, rows = deepfm_cli_run(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=3")
-    for method in ("original", "retrain", "neggrad", "sisa"):
-        assert math.isfinite(rows[method]["forget_relearn_l2"]), method
-    assert math.isfinite(rows["neggrad"]["forget_relearn_recovered"]) and math.isnan(
-        rows["original"]["forget_relearn_recovered"]
-    )
-    assert "forget_ulira_auc" not in rows["neggrad"]
-    # A bad setting fails before anything is trained, naming its key.
-    message = refused(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=0")
-    assert "unlearn_relearn_steps must be a positive integer, got 0" in message
-
-
 def test_the_relearning_attack_trains_a_copy(workdir):
     config = Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_relearn=True))
     protocol = UnlearnProtocol(config)
@@ -81,13 +68,25 @@ def test_ulira_tells_members_from_non_members_and_not_two_kinds_of_non_members()
     assert metrics.confidence(split([1, 0], [0.5, 0.5])) == pytest.approx([0.0, 0.0])
 
 
-def test_ulira_runs_through_the_cli_on_every_model(tmp_path):
-    _, rows = deepfm_cli_run(tmp_path, "--unlearn_mia=ulira", "--unlearn_mia_shadows=2")
+def test_both_attacks_run_through_the_cli_on_every_model_and_bad_settings_fail_naming_their_key(tmp_path):
+    options = ("--unlearn_relearn=True", "--unlearn_relearn_steps=3", "--unlearn_mia=ulira", "--unlearn_mia_shadows=2")
+    _, rows = deepfm_cli_run(tmp_path, *options)
     for method in ("original", "retrain", "neggrad", "sisa"):
-        for key in ("forget_ulira_auc", "forget_ulira_tpr_at_1pct_fpr", "forget_ulira_tpr_at_01pct_fpr"):
+        for key in (
+            "forget_relearn_l2",
+            "forget_ulira_auc",
+            "forget_ulira_tpr_at_1pct_fpr",
+            "forget_ulira_tpr_at_01pct_fpr",
+        ):
             assert math.isfinite(rows[method][key]), (method, key)
+    assert math.isfinite(rows["neggrad"]["forget_relearn_recovered"]) and math.isnan(
+        rows["original"]["forget_relearn_recovered"]
+    )
     # The shadows are cached beside the Original and Retrain.
     assert len(glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-shadow*.safetensors"))) == 2
+    # A bad setting fails before anything is trained, naming its key.
+    message = refused(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=0")
+    assert "unlearn_relearn_steps must be a positive integer, got 0" in message
     assert "unlearn_mia_shadows must be an integer of at least 2" in refused(
         tmp_path, "--unlearn_mia=ulira", "--unlearn_mia_shadows=1"
     )

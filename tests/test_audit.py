@@ -158,9 +158,11 @@ KILLED_TRAININGS = {
 }
 
 
-# A SISA shard resumes by the same code as DeepFM's Retrain; it runs with ``-m slow``.
+# A SISA shard resumes by the same code as DeepFM's Retrain, and LLMRec's Original as DeepFM's (its dropout
+# draws from the same torch state): both run with ``-m slow``.
 @pytest.mark.parametrize(
-    "killed", [pytest.param(name, marks=pytest.mark.slow) if "sisa" in name else name for name in KILLED_TRAININGS]
+    "killed",
+    [name if name == "DeepFM-retrain" else pytest.param(name, marks=pytest.mark.slow) for name in KILLED_TRAININGS],
 )
 def test_a_killed_training_resumes_to_the_uninterrupted_model_and_leaves_the_original_untouched(tmp_path, killed):
     method, kill_after, settings, resumed_options = KILLED_TRAININGS[killed]
