@@ -54,7 +54,7 @@ def run_cli(*args, cwd, timeout=600, env=None):
 def deepfm_cli_run(directory, *options):
     """A DeepFM run of NegGrad and SISA on the tests' slice through the command line with ``options``: its
     run folder and its result rows by method."""
-    config_file = write_config_file(directory / "run.yaml", epochs=1)
+    config_file = write_config_file(directory / "run.yaml", epochs=1, sisa_epochs=1)
     arguments = ["--model=DeepFM", f"--config_files={config_file}", "--unlearn_method=neggrad,sisa", *options]
     out = run_cli(*arguments, cwd=directory)
     assert out.returncode == 0, out.stderr[-3000:]

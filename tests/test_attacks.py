@@ -16,14 +16,7 @@ from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.relearn import relearn_rows, relearned
 from recbole_unlearn.unlearn.shadows import Shadows
 
-from conftest import deepfm_cli_run, quiet, run_cli, write_config_file
-
-
-def refused(tmp_path, *options):
-    config_file = write_config_file(tmp_path / "bad.yaml", epochs=1)
-    out = run_cli("--model=DeepFM", f"--config_files={config_file}", "--unlearn_method=neggrad", *options, cwd=tmp_path)
-    assert out.returncode != 0 and "Training original" not in out.stderr
-    return out.stderr
+from conftest import deepfm_cli_run, quiet
 
 
 def test_the_relearning_attack_trains_a_copy(workdir):
@@ -68,7 +61,7 @@ def test_ulira_tells_members_from_non_members_and_not_two_kinds_of_non_members()
     assert metrics.confidence(split([1, 0], [0.5, 0.5])) == pytest.approx([0.0, 0.0])
 
 
-def test_both_attacks_run_through_the_cli_on_every_model_and_bad_settings_fail_naming_their_key(tmp_path):
+def test_both_attacks_run_through_the_cli_on_every_model(tmp_path):
     options = ("--unlearn_relearn=True", "--unlearn_relearn_steps=3", "--unlearn_mia=ulira", "--unlearn_mia_shadows=2")
     _, rows = deepfm_cli_run(tmp_path, *options)
     for method in ("original", "retrain", "neggrad", "sisa"):
@@ -84,10 +77,3 @@ def test_both_attacks_run_through_the_cli_on_every_model_and_bad_settings_fail_n
     )
     # The shadows are cached beside the Original and Retrain.
     assert len(glob.glob(str(tmp_path / "saved" / "unlearn" / "cache" / "DeepFM-shadow*.safetensors"))) == 2
-    # A bad setting fails before anything is trained, naming its key.
-    message = refused(tmp_path, "--unlearn_relearn=True", "--unlearn_relearn_steps=0")
-    assert "unlearn_relearn_steps must be a positive integer, got 0" in message
-    assert "unlearn_mia_shadows must be an integer of at least 2" in refused(
-        tmp_path, "--unlearn_mia=ulira", "--unlearn_mia_shadows=1"
-    )
-    assert "unlearn_mia must be loss or ulira, got 'lira'" in refused(tmp_path, "--unlearn_mia=lira")

@@ -143,7 +143,7 @@ def cached(directory, pattern):
 # What is killed mid-training, and the epoch after which it is killed: DeepFM's dropout, RecBole's shuffle,
 # T5's dropout and a SISA shard trained before the request (one forgotten user hits one of the 4 shards) draw
 # from random states the resumed run must restore.
-DEEPFM = {"epochs": 12, "stopping_step": 100, "train_batch_size": 64, "dropout_prob": 0.2}
+DEEPFM = {"epochs": 6, "stopping_step": 100, "train_batch_size": 64, "dropout_prob": 0.2}
 # (method, the epoch after which the run is killed, its settings, options only the resumed run adds).
 # The Original's cache key leaves out the forget request, so a run with another one resumes it.
 KILLED_TRAININGS = {

@@ -28,6 +28,15 @@ CATALOGUE = {
     "typo": (["--e2urec_alfa=2"], "Unknown config key 'e2urec_alfa'.*did you mean 'e2urec_alpha'"),
     "precision": (["--enable_amp=fast"], "enable_amp is 'fast'; choose auto, True or False"),
     "seeds": (["--unlearn_seeds=[1,1]"], r"unlearn_seeds lists a seed more than once"),
+    "relearning steps": (
+        ["--model=DeepFM", "--unlearn_relearn=True", "--unlearn_relearn_steps=0"],
+        "unlearn_relearn_steps must be a positive integer, got 0",
+    ),
+    "shadows": (
+        ["--model=DeepFM", "--unlearn_mia=ulira", "--unlearn_mia_shadows=1"],
+        "unlearn_mia_shadows must be an integer of at least 2",
+    ),
+    "membership attack": (["--model=DeepFM", "--unlearn_mia=lira"], "unlearn_mia must be loss or ulira, got 'lira'"),
     "llm_path": (["--llm_path=no-such-model"], "llm_path 'no-such-model' does not exist"),
     "verify without receipt": (["verify"], "verify needs the path of at least one receipt"),
     "missing receipt": (["verify", "no-such-receipt.json"], "Receipt no-such-receipt.json cannot be read"),

@@ -46,11 +46,11 @@ def llmrec_protocol(tmp_path_factory):
     return protocol_of(directory, "LLMRec", tiny_unlearn_config(directory / "out", unlearn_method="all"))
 
 
-# Every method on DCNV2 (BatchNorm); on LLMRec one of each way of saving (adapters, shards, a full
-# fine-tune's trainable weights), every method with ``-m slow``.
-LLMREC_DEFAULT = ("e2urec", "sisa", "neggrad")
+# Every fine-tune on DCNV2 (BatchNorm), its shards with ``-m slow``; on LLMRec one of each way of saving
+# (adapters, shards, a full fine-tune's trainable weights), every method with ``-m slow``.
+DEFAULT_CASES = {"dcnv2": [name for name in METHODS if name != "sisa"], "llmrec": ["e2urec", "sisa", "neggrad"]}
 CASES = [
-    pytest.param(model, name, marks=[pytest.mark.slow] if model == "llmrec" and name not in LLMREC_DEFAULT else [])
+    pytest.param(model, name, marks=[] if name in DEFAULT_CASES[model] else [pytest.mark.slow])
     for model in ("dcnv2", "llmrec")
     for name, method in METHODS.items()
     if not method.is_retrain
