@@ -3,10 +3,11 @@ seeds, machine, training precision), the headline columns (gap closed and its si
 on all and on retained users, MIA AUC, the fairness gap with its groups' sizes, seconds, trainable share;
 for a ranking model NDCG@K, gap closed on top-K lists and residual exposure in place of AUC and the
 signal check) with each cell as the run's own tables show it (``mean ± 95% CI`` over seeds), and the
-claims block of a run over seeds. ``--extra`` adds columns by metric name (e.g. forget_gap_closed_jsd).
+claims block of a run over seeds. ``--extra`` adds columns by metric name (e.g. forget_gap_closed_jsd);
+``--seeds`` summarises only those seeds of the run (to set it beside another run over them), without claims.
 
 Usage: python docs/examples/headline_columns.py saved/unlearn/<run>/results.json [--command="..."] [--commit=SHA]
-       [--extra=forget_gap_closed_jsd,...]
+       [--extra=forget_gap_closed_jsd,...] [--seeds=42,43,44]
 """
 
 import argparse
@@ -16,7 +17,7 @@ import os
 
 from recbole_unlearn.evaluation.metrics import METRICS
 from recbole_unlearn.evaluation.report import cell, family_of
-from recbole_unlearn.evaluation.summary import claims_table
+from recbole_unlearn.evaluation.summary import claims_table, summary_rows
 from recbole_unlearn.provenance import describe_machine
 
 COLUMNS = {
@@ -47,11 +48,11 @@ COLUMNS = {
 }
 
 
-def provenance(path, document, command, commit):
-    """The lines that say what produced the run."""
+def provenance(path, document, command, commit, seeds=None):
+    """The lines that say what produced the run (``seeds``: the ones summarised, if not all)."""
     context = document["context"]
     runs = document.get("runs", [])
-    seeds = [run["seed"] for run in runs] or [context.get("seed")]
+    seeds = seeds or [run["seed"] for run in runs] or [context.get("seed")]
     precision = context.get("training_precision") or (runs and runs[0]["context"].get("training_precision"))
     finished = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
     lines = [f"`{command}`", ""] if command else []
@@ -71,12 +72,14 @@ def table(rows, extra=()):
     return lines
 
 
-def main(path, command=None, commit=None, extra=()):
+def main(path, command=None, commit=None, extra=(), seeds=None):
     with open(path) as f:
         document = json.load(f)
     rows = document.get("summary") or document["results"]
-    lines = [*provenance(path, document, command, commit), "", *table(rows, extra)]
-    if document.get("claims"):
+    if seeds:
+        rows = summary_rows([run["rows"] for run in document["runs"] if run["seed"] in seeds])
+    lines = [*provenance(path, document, command, commit, seeds), "", *table(rows, extra)]
+    if document.get("claims") and not seeds:
         lines += ["", claims_table(document["claims"])]
     print("\n".join(lines))
 
@@ -87,5 +90,7 @@ if __name__ == "__main__":
     parser.add_argument("--command", help="the command that produced the run")
     parser.add_argument("--commit", help="the commit it ran at")
     parser.add_argument("--extra", default="", help="more columns: metric names, comma-separated")
+    parser.add_argument("--seeds", default="", help="summarise only these seeds of the run, comma-separated")
     args = parser.parse_args()
-    main(args.results, args.command, args.commit, [name for name in args.extra.split(",") if name])
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed]
+    main(args.results, args.command, args.commit, [name for name in args.extra.split(",") if name], seeds)
