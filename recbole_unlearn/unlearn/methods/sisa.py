@@ -77,7 +77,7 @@ class SISA(UnlearnMethod):
         epochs = config["sisa_epochs"]
         shard_config = config_with(config, epochs=epochs) if epochs else config
         valid_data = None if epochs else protocol.valid_data
-        shards = shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
+        shards = cls.assignment(protocol)
         touched = cls.touched_shards(protocol, shards)
         models = []
         for shard in range(config["sisa_n_shards"]):
@@ -99,20 +99,24 @@ class SISA(UnlearnMethod):
         return [f"sisa-shard{shard}" for shard in range(config["sisa_n_shards"])]
 
     @staticmethod
+    def assignment(protocol):
+        """Each training row's shard."""
+        config = protocol.config
+        return shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
+
+    @staticmethod
     def touched_shards(protocol, shards):
         """The shards holding forget data: the ones this request retrains."""
         return set(np.unique(shards[protocol.forget_mask]).tolist())
 
     @classmethod
     def rebuilt_files(cls, protocol):
-        config = protocol.config
-        shards = shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
-        names = cls.file_names(config)
-        return [names[shard] for shard in sorted(cls.touched_shards(protocol, shards))]
+        names = cls.file_names(protocol.config)
+        return [names[shard] for shard in sorted(cls.touched_shards(protocol, cls.assignment(protocol)))]
 
     @classmethod
     def load(cls, protocol, start, paths):
-        shards = shard_assignment(protocol.train_dataset, protocol.config["sisa_n_shards"], protocol.config["seed"])
+        shards = cls.assignment(protocol)
         return ShardEnsemble(
             [
                 protocol.load(name, path, dataset=cls.shard_data(protocol, shards == shard))[0]
