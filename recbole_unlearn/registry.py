@@ -44,6 +44,7 @@ from recbole_unlearn.unlearn.methods.influence import Influence
 from recbole_unlearn.unlearn.methods.label_flip import LabelFlip
 from recbole_unlearn.unlearn.methods.neggrad import NegGrad
 from recbole_unlearn.unlearn.methods.npo import NPO
+from recbole_unlearn.unlearn.methods.receraser import RecEraser
 from recbole_unlearn.unlearn.methods.retrain import Retrain
 from recbole_unlearn.unlearn.methods.scrub import SCRUB
 from recbole_unlearn.unlearn.methods.simnpo import SimNPO
@@ -55,7 +56,7 @@ TRAINERS = {"LLMRecTrainer": ConfiguredLLMRecTrainer}
 DATASETS = {"LLMRecDataset": LLMRecDataset}
 RECBOLE_METRIC_MODULES = ["recbole_unlearn.evaluation.recbole_metrics"]
 # In this order for ``unlearn_method: all``.
-BUILT_IN_METHODS = (Retrain, SISA, NegGrad, LabelFlip, E2URec, NPO, SimNPO, SCRUB, BadTeacher, Influence)
+BUILT_IN_METHODS = (Retrain, SISA, RecEraser, NegGrad, LabelFlip, E2URec, NPO, SimNPO, SCRUB, BadTeacher, Influence)
 METHOD_ENTRY_POINTS = "recbole_unlearn.methods"
 
 

@@ -8,6 +8,7 @@ import sys
 from contextlib import contextmanager
 
 import pytest
+import torch
 import yaml
 from recbole.data import create_dataset, data_preparation
 
@@ -40,7 +41,13 @@ RANKING_TINY = {
     "MAX_ITEM_LIST_LENGTH": 10,
     "train_batch_size": 256,
     "sisa_n_shards": 2,
+    "receraser_n_shards": 2,
 }
+# pytest-xdist runs one worker per core (pytest.ini): each worker, and every process it starts, gets one
+# torch thread, so that workers do not oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_SCRIPT = os.path.join(REPO, "run_recbole_unlearn.py")
 
@@ -68,9 +75,18 @@ def registered_methods():
     return list(METHODS)
 
 
-def result_rows():
-    """The rows of a full run: the Original, Retrain, then every other method."""
-    return ["original", "retrain", *(name for name, method in METHODS.items() if not method.is_retrain)]
+# Methods a full LLMRec run skips: RecEraser's attention reads field embeddings a language model lacks.
+NOT_FOR_LANGUAGE_MODELS = ("receraser",)
+
+
+def result_rows(language_model=False):
+    """The rows of a full run: the Original, Retrain, then every other method (that applies)."""
+    skipped = NOT_FOR_LANGUAGE_MODELS if language_model else ()
+    return [
+        "original",
+        "retrain",
+        *(name for name, method in METHODS.items() if not method.is_retrain and name not in skipped),
+    ]
 
 
 def rows_by_method(run):
@@ -98,12 +114,13 @@ CHEAP_INFLUENCE = {"influence_hessian_samples": 64, "influence_cg_iterations": 3
 
 def quiet(**overrides):
     """Config keys every test run uses: CPU, no progress bars, warnings only, the quick window, a cheap
-    influence update."""
+    influence update, two RecEraser shards."""
     return {
         "use_gpu": False,
         "state": "warning",
         "show_progress": False,
         "val_interval": QUICK_WINDOW,
+        "receraser_n_shards": 2,
         **CHEAP_INFLUENCE,
         **overrides,
     }

@@ -23,6 +23,11 @@ CATALOGUE = {
     "topk": (["--model=BPR", "--topk=0"], "topk must be a positive integer"),
     "core at item level": (["--model=BPR", "--forget_level=item", "--forget_selection=core"], "needs forget_level"),
     "label_flip on a softmax": (["--model=SASRec", "--unlearn_method=label_flip"], "has no opposite"),
+    "receraser on a language model": (["--unlearn_method=receraser"], "no field embeddings.*use apa"),
+    "receraser shards": (
+        ["--model=BPR", "--unlearn_method=receraser", "--receraser_n_shards=100000"],
+        r"receraser_n_shards must be between 1 and \d+ \(the users\), got 100000",
+    ),
     "unknown model": (["--model=NoSuchModel"], "Model 'NoSuchModel' is not a RecBole model here"),
     "dataset": (["--dataset=no-such-data"], "dataset 'no-such-data': no folder"),
     "typo": (["--e2urec_alfa=2"], "Unknown config key 'e2urec_alfa'.*did you mean 'e2urec_alpha'"),

@@ -57,7 +57,7 @@ FAIRNESS_GROUPS = {
 
 def test_every_method_runs_and_reports_every_registered_metric(first_run):
     rows = rows_by_method(first_run)
-    assert list(rows) == result_rows()
+    assert list(rows) == result_rows(language_model=True)
     for row in rows.values():
         for name, metric in METRICS.items():
             if metric.family == "ranking" or metric.opt_in:  # opt-in metrics are off by default
@@ -78,7 +78,7 @@ def test_every_method_runs_and_reports_every_registered_metric(first_run):
         assert os.path.getsize(os.path.join(first_run["run_dir"], name)) > 0
     with open(os.path.join(first_run["run_dir"], "results.json")) as f:
         document = json.load(f)
-    assert [row["method"] for row in document["results"]] == result_rows()
+    assert [row["method"] for row in document["results"]] == result_rows(language_model=True)
     # Seconds mean little without the machine: the JSON records it and the table says it.
     assert document["context"]["machine"] == machine()
     with open(os.path.join(first_run["run_dir"], "results.md")) as f:
@@ -92,7 +92,7 @@ def test_every_method_runs_and_verifies_on_a_gpu(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = unlearn_one("LLMRec", "ml-100k", config_dict=tiny_unlearn_config(tmp_path / "out", use_gpu=True))
     rows = rows_by_method(run)
-    assert list(rows) == result_rows()
+    assert list(rows) == result_rows(language_model=True)
     assert all(row["peak_gpu_mib"] > 0 for row in rows.values())
     with open(os.path.join(run["run_dir"], "results.json")) as f:
         assert json.load(f)["context"]["machine"]["gpu"] == torch.cuda.get_device_name()

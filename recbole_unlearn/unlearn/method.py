@@ -85,6 +85,12 @@ class UnlearnMethod:
         return cls.file_names(protocol.config)
 
     @classmethod
+    def receipt_fields(cls, protocol):
+        """What else a receipt records of this request's run (e.g. a partition's SHA-256); ``verify``
+        recomputes them from the rebuilt run and compares."""
+        return {}
+
+    @classmethod
     def load(cls, protocol, start, paths):
         """The unlearned model rebuilt from those checkpoint files (to verify a receipt)."""
         raise NotImplementedError

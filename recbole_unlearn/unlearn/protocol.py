@@ -14,6 +14,7 @@ from logging import getLogger
 
 import numpy as np
 from recbole.data import create_dataset, data_preparation
+from recbole.model.abstract_recommender import AbstractRecommender
 from recbole.utils import get_local_time, get_model, init_seed
 
 from recbole_unlearn import distributed
@@ -87,6 +88,7 @@ class UnlearnProtocol(ProtocolEvaluation):
         self.run_dir = distributed.broadcast_object(
             os.path.join(output_dir, f"{config['model']}-{config['dataset']}-{get_local_time()}{suffix}")
         )
+        self.partitions = {}  # each sharded method's shard of every training row, computed once
         # The checkpoint each model name was last written to or loaded from (for receipts).
         self.files = {}
         # For a sequential request: the checkpoints of the model the methods start from.
@@ -158,8 +160,8 @@ class UnlearnProtocol(ProtocolEvaluation):
 
     def on_retained_data(self, model):
         """``model``'s weights in a model built on the retained data (a ranking model's graph without the
-        removed interactions); ``model`` itself for other models."""
-        if not self.ranking:
+        removed interactions); ``model`` itself for other models and shard ensembles (built per shard)."""
+        if not self.ranking or not isinstance(model, AbstractRecommender):
             return model
         rebuilt = self.new_model(dataset=self.retained_dataset)
         rebuilt.load_state_dict(model.state_dict())

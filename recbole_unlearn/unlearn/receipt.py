@@ -88,6 +88,7 @@ def write_receipt(protocol, method, row, cost, previous=None, search=None):
         "retrain": _files([protocol.files["retrain"]], directory),
         "unlearned": _files([protocol.files[name] for name in method.file_names(config)], directory),
         "rebuilt": method.rebuilt_files(protocol),
+        "method_fields": method.receipt_fields(protocol),
         "metrics": {metric.name: row[metric.name] for metric in receipt_metrics() if metric.name in row},
         "training_precision": training_precision(config),
         # The resolved precision, not ``auto``: rebuilt on another machine, the models keep their keys.
@@ -182,6 +183,9 @@ def verify(path):
         recorded = receipt[key] if key in receipt else receipt["request"][key]
         checks.append((key, fingerprints[key] == recorded, fingerprints[key][:16]))
     protocol = run.protocol
+    rebuilt_fields = METHODS[receipt["method"]].receipt_fields(protocol)
+    for key, recorded in receipt.get("method_fields", {}).items():
+        checks.append((key, rebuilt_fields.get(key) == recorded, str(rebuilt_fields.get(key))[:16]))
     retrained_outputs = protocol.evaluated_outputs(run.retrained, run.retrained)
     references = (retrained_outputs, protocol.evaluated_outputs(run.start, run.retrained, retrained_outputs))
     outputs = protocol.evaluated_outputs(run.unlearned, run.retrained, retrained_outputs)
@@ -225,7 +229,8 @@ def failure_kind(checks):
         return None
     if any(" file " in name for name in failed):
         return "a file is missing or is not the file the receipt recorded"
-    if any(name in FINGERPRINTS for name in failed):
+    # A method's own fingerprints (``receipt_fields``, e.g. a partition's) end in _sha256 too.
+    if any(name in FINGERPRINTS or name.endswith("_sha256") for name in failed):
         return "the data or the forget request rebuilt from the receipt differ from the recorded ones"
     if "hyperparameters" in failed or "rebuild" in failed:
         return "the hyper-parameters or options the receipt records are not those the checkpoints were written with"

@@ -20,7 +20,7 @@ def continue_after(receipt_path, config, methods):
     if refused:
         raise BadInput(
             f"unlearn_after: method(s) {refused} cannot continue from a {previous_method.name} run "
-            "(SISA only continues SISA's shards, and a shard ensemble cannot be fine-tuned)."
+            "(a sharded method continues only its own shards, and a shard ensemble cannot be fine-tuned)."
         )
     protocol = UnlearnProtocol(config, previous.protocol)
     if protocol.fingerprints["split_sha256"] != previous.protocol.fingerprints["split_sha256"]:

@@ -28,11 +28,15 @@ class ShardEnsemble(torch.nn.Module):
     def evaluation_precision(self):
         return evaluation_precision(self.shards[0])
 
+    def combine(self, outputs, interaction):
+        """The shards' outputs for ``interaction`` (one per shard, alike in shape) combined: their mean."""
+        return torch.stack(outputs).mean(0)
+
     def answer_logits(self, interaction):
-        return torch.stack([answer_logits(shard, interaction) for shard in self.shards]).mean(0)
+        return self.combine([answer_logits(shard, interaction) for shard in self.shards], interaction)
 
     def yes_no_logits(self, interaction):
-        return torch.stack([yes_no_logits(shard, interaction) for shard in self.shards]).mean(0)
+        return self.combine([yes_no_logits(shard, interaction) for shard in self.shards], interaction)
 
     def calculate_loss(self, interaction):
         """The shards' own training losses, averaged: training the ensemble trains each shard on the batch
@@ -41,12 +45,12 @@ class ShardEnsemble(torch.nn.Module):
 
     def predict(self, interaction):
         if is_ranking(self.shards[0]):
-            return torch.stack([shard.predict(interaction) for shard in self.shards]).mean(0)
+            return self.combine([shard.predict(interaction) for shard in self.shards], interaction)
         with self.evaluation_precision():
             return like_probability(self.yes_no_logits(interaction))
 
     def full_sort_predict(self, interaction):
-        return torch.stack([shard.full_sort_predict(interaction) for shard in self.shards]).mean(0)
+        return self.combine([shard.full_sort_predict(interaction) for shard in self.shards], interaction)
 
 
 class SISA(UnlearnMethod):
@@ -54,7 +58,9 @@ class SISA(UnlearnMethod):
 
     Unlearning retrains only the shards that held forget data, on what they retain; the other shards'
     models were trained before the request (cached, not counted in the unlearning time). Continuing a
-    SISA run (a sequential request), the untouched shards are that run's.
+    SISA run (a sequential request), the untouched shards are that run's. A subclass says how rows are
+    assigned to shards (``assignment``) and how the shard models are combined (``ensemble``); its keys are
+    ``<name>_n_shards`` and ``<name>_epochs``.
     """
 
     name = "sisa"
@@ -62,44 +68,57 @@ class SISA(UnlearnMethod):
 
     @classmethod
     def continues_from(cls, previous):
-        return previous.produces == "shards"
+        return previous.produces == cls.produces
 
     @classmethod
     def adopt_files(cls, protocol, files):
-        # A later SISA run keeps the shards this run left where its request does not touch them.
-        names = cls.file_names(protocol.config)
-        protocol.files.update(zip(names, files[-len(names) :]))
+        # A later run keeps the shards this run left where its request does not touch them.
+        unlearned = files[-len(cls.file_names(protocol.config)) :]
+        protocol.files.update(zip(cls.shard_names(protocol.config), unlearned))
 
     @classmethod
     def run(cls, protocol, start):
+        return cls.ensemble(protocol, cls.shard_models(protocol, start))
+
+    @classmethod
+    def ensemble(cls, protocol, shards):
+        """The unlearned model made of the shard models: their mean answer."""
+        return ShardEnsemble(shards)
+
+    @classmethod
+    def shard_models(cls, protocol, start):
+        """Each shard's model: retrained on what it retains if the request touched it, else the one trained
+        before the request (``start``'s, continuing a run of this method)."""
         config = protocol.config
-        # sisa_epochs ~ trains shards with the Original's recipe: its epochs, early stopping on valid.
-        epochs = config["sisa_epochs"]
+        # <name>_epochs ~ trains shards with the Original's recipe: its epochs, early stopping on valid.
+        epochs = config[f"{cls.name}_epochs"]
         shard_config = config_with(config, epochs=epochs) if epochs else config
         valid_data = None if epochs else protocol.valid_data
         shards = cls.assignment(protocol)
         touched = cls.touched_shards(protocol, shards)
         models = []
-        for shard in range(config["sisa_n_shards"]):
+        for shard, name in enumerate(cls.shard_names(config)):
             in_shard = shards == shard
             if shard in touched:
                 rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
-                models.append(
-                    protocol.train(f"sisa-shard{shard}", protocol.retained_loader(rows), valid_data, shard_config)
-                )
+                models.append(protocol.train(name, protocol.retained_loader(rows), valid_data, shard_config))
             elif isinstance(start, ShardEnsemble):
                 models.append(start.shards[shard])
             else:
                 rows = np.flatnonzero(in_shard)
-                models.append(protocol.trained_before_request(f"sisa-shard{shard}", rows, shard_config, valid_data))
-        return ShardEnsemble(models)
+                models.append(protocol.trained_before_request(name, rows, shard_config, valid_data))
+        return models
+
+    @classmethod
+    def shard_names(cls, config):
+        return [f"{cls.name}-shard{shard}" for shard in range(config[f"{cls.name}_n_shards"])]
 
     @classmethod
     def file_names(cls, config):
-        return [f"sisa-shard{shard}" for shard in range(config["sisa_n_shards"])]
+        return cls.shard_names(config)
 
-    @staticmethod
-    def assignment(protocol):
+    @classmethod
+    def assignment(cls, protocol):
         """Each training row's shard."""
         config = protocol.config
         return shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
@@ -111,18 +130,20 @@ class SISA(UnlearnMethod):
 
     @classmethod
     def rebuilt_files(cls, protocol):
-        names = cls.file_names(protocol.config)
+        names = cls.shard_names(protocol.config)
         return [names[shard] for shard in sorted(cls.touched_shards(protocol, cls.assignment(protocol)))]
 
     @classmethod
     def load(cls, protocol, start, paths):
+        return cls.ensemble(protocol, cls.load_shards(protocol, paths))
+
+    @classmethod
+    def load_shards(cls, protocol, paths):
         shards = cls.assignment(protocol)
-        return ShardEnsemble(
-            [
-                protocol.load(name, path, dataset=cls.shard_data(protocol, shards == shard))[0]
-                for shard, (name, path) in enumerate(zip(cls.file_names(protocol.config), paths))
-            ]
-        )
+        return [
+            protocol.load(name, path, dataset=cls.shard_data(protocol, shards == shard))[0]
+            for shard, (name, path) in enumerate(zip(cls.shard_names(protocol.config), paths))
+        ]
 
     @staticmethod
     def shard_data(protocol, in_shard):

@@ -1,0 +1,87 @@
+"""RecEraser's balanced partitions of a training split (Chen et al., WWW 2022): users, or interactions,
+grouped by their collaborative signal into shards of at most ``cap`` times the mean shard size.
+
+The vectors clustered are TruncatedSVD factors of the binary training user-item matrix, which every
+RecBole model's data has; RecEraser clusters a pretrained BPR's embeddings.
+"""
+
+import hashlib
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+
+from recbole_unlearn.data.forget import shard_assignment
+from recbole_unlearn.errors import BadInput
+
+PARTITIONS = ("user", "interaction", "random")
+
+
+def interaction_factors(train_dataset, dimensions, seed):
+    """(user factors, item factors): U sqrt(S) and V sqrt(S) of the matrix's rank-``dimensions`` SVD."""
+    users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
+    items = train_dataset.inter_feat[train_dataset.iid_field].numpy()
+    matrix = sp.csr_matrix(
+        (np.ones(len(users)), (users, items)), shape=(train_dataset.user_num, train_dataset.item_num)
+    )
+    matrix.data[:] = 1.0  # a repeated user-item pair counts once
+    svd = TruncatedSVD(dimensions, random_state=seed)
+    left = svd.fit_transform(matrix)  # U S
+    scale = np.sqrt(svd.singular_values_)
+    return left / scale, svd.components_.T * scale
+
+
+def balanced_kmeans(vectors, n_clusters, cap_share, iterations, seed):
+    """RecEraser's balanced k-means: each iteration sorts every (point, centroid) distance and assigns
+    points greedily to their nearest centroid that holds fewer than ``cap_share * n / k`` points, then moves
+    each centroid to its points' mean. Returns each point's cluster."""
+    count = len(vectors)
+    cap = int(np.ceil(cap_share * count / n_clusters))
+    centroids = vectors[np.random.default_rng(seed).choice(count, n_clusters, replace=False)]
+    for _ in range(iterations):
+        distances = ((vectors[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)
+        labels, sizes, assigned = np.full(count, -1), np.zeros(n_clusters, dtype=np.int64), 0
+        for flat in np.argsort(distances, axis=None, kind="stable"):
+            point, cluster = divmod(int(flat), n_clusters)
+            if labels[point] < 0 and sizes[cluster] < cap:
+                labels[point], sizes[cluster], assigned = cluster, sizes[cluster] + 1, assigned + 1
+                if assigned == count:
+                    break
+        centroids = np.stack([vectors[labels == c].mean(0) if sizes[c] else centroids[c] for c in range(n_clusters)])
+    return labels
+
+
+def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed):
+    """Each training row's shard: its user's cluster (``user``), its own cluster of user and item factors
+    side by side (``interaction``), or SISA's seeded round robin of users (``random``)."""
+    if kind not in PARTITIONS:
+        raise BadInput(f"receraser_partition must be one of {list(PARTITIONS)}, got {kind!r}.")
+    users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
+    unique_users = np.unique(users)
+    if not 1 <= n_shards <= len(unique_users):
+        raise BadInput(
+            f"receraser_n_shards must be between 1 and {len(unique_users)} (the training users), got {n_shards}."
+        )
+    if kind == "random":
+        return shard_assignment(train_dataset, n_shards, seed)
+    if cap_share < 1:
+        raise BadInput(f"receraser_cap must be at least 1 (shards of at most cap * n / k), got {cap_share}.")
+    user_factors, item_factors = interaction_factors(train_dataset, dimensions, seed)
+    if kind == "user":
+        labels = balanced_kmeans(user_factors[unique_users], n_shards, cap_share, iterations, seed)
+        shard_of_user = np.zeros(train_dataset.user_num, dtype=np.int64)
+        shard_of_user[unique_users] = labels
+        shards = shard_of_user[users]
+    else:
+        items = train_dataset.inter_feat[train_dataset.iid_field].numpy()
+        vectors = np.concatenate([user_factors[users], item_factors[items]], axis=1)
+        shards = balanced_kmeans(vectors, n_shards, cap_share, iterations, seed)
+    empty = sorted(set(range(n_shards)) - set(np.unique(shards).tolist()))
+    if empty:
+        raise BadInput(f"The {kind} partition left shard(s) {empty} empty: lower receraser_n_shards.")
+    return shards
+
+
+def assignment_sha256(shards):
+    """SHA-256 of each training row's shard: what decides which shard models a request rebuilds."""
+    return hashlib.sha256(np.asarray(shards, dtype=np.int64).tobytes()).hexdigest()
