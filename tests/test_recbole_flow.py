@@ -111,16 +111,22 @@ def test_several_methods_or_seeds_are_refused_by_a_recbole_trainer(workdir):
         run_recbole(model="LLMRec", dataset="ml-100k", config_dict=tiny(unlearn_method="e2urec", unlearn_seeds=[1, 2]))
 
 
-@pytest.mark.parametrize("model", ["DeepFM", "SASRec"])
-def test_run_recbole_runs_the_experiment_for_recboles_own_models(workdir, model):
-    config = quiet(unlearn_method="neggrad", epochs=1, unlearn_output_dir=str(workdir / "unlearn"), **RANKING_TINY)
+@pytest.mark.parametrize(
+    ("model", "method"),
+    [("DeepFM", "neggrad"), ("SASRec", "neggrad"), ("DeepFM", "receraser"), ("SASRec", "receraser")],
+)
+def test_run_recbole_runs_the_experiment_for_recboles_own_models(workdir, model, method):
+    output = workdir / f"unlearn-{method}"
+    config = quiet(unlearn_method=method, epochs=1, unlearn_output_dir=str(output), **RANKING_TINY)
     result = run_recbole(model=model, dataset="ml-100k", config_dict=config)
-    (run_dir,) = glob.glob(str(workdir / "unlearn" / f"{model}-ml-100k-*"))
+    (run_dir,) = glob.glob(str(output / f"{model}-ml-100k-*"))
     with open(os.path.join(run_dir, "results.json")) as f:
         rows = {row["method"]: row for row in json.load(f)["results"]}
-    assert list(rows) == ["original", "retrain", "neggrad"]
+    assert list(rows) == ["original", "retrain", method]
     utility = "ndcg@20" if model == "SASRec" else "auc"
-    assert result["test_result"][utility] == rows["neggrad"][f"test_{utility}"]
+    assert result["test_result"][utility] == rows[method][f"test_{utility}"]
+    checks = verify(os.path.join(run_dir, f"receipt-{method}.json"))
+    assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
     # Without a method, RecBole's own model is configured as always (SASRec needs CE's setting, as in RecBole).
     plain = RecBoleConfig(
         model=model, dataset="ml-100k", config_dict={"unlearn_method": "none", "train_neg_sample_args": None}

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from recbole_unlearn import Config
 from recbole_unlearn.data.partition import balanced_kmeans, balanced_partition
@@ -13,6 +15,7 @@ from recbole_unlearn.errors import BadInput
 from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.methods.receraser import AttentiveShardEnsemble, RecEraser
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
+from recbole_unlearn.unlearn.receipt import verify
 
 from conftest import RANKING_TINY, inside, quiet, run_cli, write_config_file
 
@@ -121,3 +124,24 @@ def test_a_second_request_retrains_only_the_shard_it_touches(tmp_path):
         assert (old["sha256"] != new["sha256"]) == (name in second["rebuilt"]), name
     verified = run_cli("verify", second_receipt, cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+
+
+def test_a_shard_whose_every_user_is_forgotten_holds_an_untrained_model(tmp_path):
+    with inside(tmp_path):
+        config = quiet(unlearn_output_dir=str(tmp_path / "out"), **SETTINGS)
+        protocol = UnlearnProtocol(Config(model="BPR", dataset="ml-100k", config_dict=config))
+        shards = RecEraser.assignment(protocol)
+        train = protocol.train_dataset
+        users = np.unique(train.inter_feat["user_id"].numpy()[shards == 0])
+        config["forget_ids"] = [str(token) for token in train.id2token("user_id", users)]
+        result = unlearn_one("BPR", "ml-100k", config_dict=config)
+        protocol = UnlearnProtocol(Config(model="BPR", dataset="ml-100k", config_dict=config))
+        untrained = protocol.new_model(dataset=protocol.retained_subset(np.array([], dtype=np.int64)))
+    path = os.path.join(result["run_dir"], "receipt-receraser.json")
+    with open(path) as f:
+        receipt = json.load(f)
+    assert "receraser-shard0" in receipt["rebuilt"]
+    shard0 = load_file(os.path.join(result["run_dir"], "receraser-shard0.safetensors"))
+    assert all(torch.equal(shard0[name], value) for name, value in untrained.state_dict().items())
+    checks = verify(path)
+    assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]

@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 
+from recbole_unlearn.checkpoint import save_checkpoint
 from recbole_unlearn.config import config_with
 from recbole_unlearn.data.forget import shard_assignment
 from recbole_unlearn.model.answer import answer_logits, evaluation_precision, yes_no_logits
@@ -101,13 +102,25 @@ class SISA(UnlearnMethod):
             in_shard = shards == shard
             if shard in touched:
                 rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
-                models.append(protocol.train(name, protocol.retained_loader(rows), valid_data, shard_config))
+                if len(rows):
+                    models.append(protocol.train(name, protocol.retained_loader(rows), valid_data, shard_config))
+                else:
+                    models.append(cls.untrained(protocol, name, protocol.retained_subset(rows)))
             elif isinstance(start, ShardEnsemble):
                 models.append(start.shards[shard])
             else:
                 rows = np.flatnonzero(in_shard)
                 models.append(protocol.trained_before_request(name, rows, shard_config, valid_data))
         return models
+
+    @staticmethod
+    def untrained(protocol, name, dataset):
+        """The model of a shard whose every row is removed: built on its (empty) data, trained on nothing."""
+        model = protocol.new_model(dataset=dataset)
+        path = protocol.checkpoint_path(name)
+        save_checkpoint(model, path, protocol.provenance(name=name))
+        protocol.files[name] = path
+        return model
 
     @classmethod
     def shard_names(cls, config):
