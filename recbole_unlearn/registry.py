@@ -38,6 +38,7 @@ from recbole_unlearn.evaluation.metrics import register_metric
 from recbole_unlearn.model import llmrec
 from recbole_unlearn.model.answer import has_answer_vocabulary
 from recbole_unlearn.unlearn.method import register_method
+from recbole_unlearn.unlearn.methods.apa import APA
 from recbole_unlearn.unlearn.methods.bad_teacher import BadTeacher
 from recbole_unlearn.unlearn.methods.e2urec import E2URec
 from recbole_unlearn.unlearn.methods.influence import Influence
@@ -56,7 +57,10 @@ TRAINERS = {"LLMRecTrainer": ConfiguredLLMRecTrainer}
 DATASETS = {"LLMRecDataset": LLMRecDataset}
 RECBOLE_METRIC_MODULES = ["recbole_unlearn.evaluation.recbole_metrics"]
 # In this order for ``unlearn_method: all``.
-BUILT_IN_METHODS = (Retrain, SISA, RecEraser, NegGrad, LabelFlip, E2URec, NPO, SimNPO, SCRUB, BadTeacher, Influence)
+BUILT_IN_METHODS = (
+    *(Retrain, SISA, RecEraser, APA),
+    *(NegGrad, LabelFlip, E2URec, NPO, SimNPO, SCRUB, BadTeacher, Influence),
+)
 METHOD_ENTRY_POINTS = "recbole_unlearn.methods"
 
 

@@ -70,22 +70,23 @@ def deepfm_cli_run(directory, *options):
         return run_dir, {row["method"]: row for row in json.load(f)["results"]}
 
 
-def registered_methods():
-    """Every registered method's name, in ``unlearn_method: all`` order."""
-    return list(METHODS)
+# Methods for one model family only: APA trains a language model's adapters; RecEraser's attention reads
+# embedding rows a language model lacks.
+ONLY_FOR = {"apa": "language", "receraser": "other"}
 
 
-# Methods a full LLMRec run skips: RecEraser's attention reads field embeddings a language model lacks.
-NOT_FOR_LANGUAGE_MODELS = ("receraser",)
+def registered_methods(language_model=False):
+    """Every registered method a full run of that model family runs, in ``unlearn_method: all`` order."""
+    family = "language" if language_model else "other"
+    return [name for name in METHODS if ONLY_FOR.get(name, family) == family]
 
 
 def result_rows(language_model=False):
-    """The rows of a full run: the Original, Retrain, then every other method (that applies)."""
-    skipped = NOT_FOR_LANGUAGE_MODELS if language_model else ()
+    """The rows of a full run: the Original, Retrain, then every other method that applies."""
     return [
         "original",
         "retrain",
-        *(name for name, method in METHODS.items() if not method.is_retrain and name not in skipped),
+        *(name for name in registered_methods(language_model) if not METHODS[name].is_retrain),
     ]
 
 

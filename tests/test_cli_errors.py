@@ -24,6 +24,7 @@ CATALOGUE = {
     "core at item level": (["--model=BPR", "--forget_level=item", "--forget_selection=core"], "needs forget_level"),
     "label_flip on a softmax": (["--model=SASRec", "--unlearn_method=label_flip"], "has no opposite"),
     "receraser on a language model": (["--unlearn_method=receraser"], "no field embeddings.*use apa"),
+    "apa on a CTR model": (["--model=DeepFM", "--unlearn_method=apa"], r"is not one \(use receraser\)"),
     "receraser shards": (
         ["--model=BPR", "--unlearn_method=receraser", "--receraser_n_shards=100000"],
         r"receraser_n_shards must be between 1 and \d+ \(the users\), got 100000",

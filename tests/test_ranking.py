@@ -20,11 +20,10 @@ from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation import ranking_metrics as r
 from recbole_unlearn.evaluation.ranking import ForgetQueries, QueryBatch, RankingOutputs, forget_query_outputs
 from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
-from recbole_unlearn.unlearn.method import METHODS
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
 
-from conftest import RANKING_TINY, quiet, run_cli, write_config_file
+from conftest import RANKING_TINY, quiet, result_rows, run_cli, write_config_file
 
 
 def protocol_for(model, **overrides):
@@ -243,7 +242,7 @@ CLI_SETTINGS = {**RANKING_TINY, "epochs": 2, "sisa_epochs": 1, "state": "info"}
 def expected_methods(model):
     """The rows of an ``unlearn_method: all`` run: SASRec's catalogue answer has no flipped label, and Pop
     (fitted without gradient descent) has the exact methods only."""
-    methods = ["original", "retrain", *(name for name, method in METHODS.items() if not method.is_retrain)]
+    methods = result_rows()
     if model == "Pop":
         return ["original", "retrain", "sisa"]
     return [name for name in methods if not (model == "SASRec" and name == "label_flip")]

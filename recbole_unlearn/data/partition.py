@@ -17,18 +17,31 @@ from recbole_unlearn.errors import BadInput
 PARTITIONS = ("user", "interaction", "random")
 
 
-def interaction_factors(train_dataset, dimensions, seed):
-    """(user factors, item factors): U sqrt(S) and V sqrt(S) of the matrix's rank-``dimensions`` SVD."""
+def user_item_matrix(train_dataset, rows=None):
+    """The binary users x items matrix of the training rows (``rows``: only those)."""
     users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
     items = train_dataset.inter_feat[train_dataset.iid_field].numpy()
+    if rows is not None:
+        users, items = users[rows], items[rows]
     matrix = sp.csr_matrix(
         (np.ones(len(users)), (users, items)), shape=(train_dataset.user_num, train_dataset.item_num)
     )
     matrix.data[:] = 1.0  # a repeated user-item pair counts once
-    svd = TruncatedSVD(dimensions, random_state=seed)
-    left = svd.fit_transform(matrix)  # U S
+    return matrix
+
+
+def svd_projection(train_dataset, dimensions, seed):
+    """(V S^-1/2, V S^1/2) of the training matrix's rank-``dimensions`` TruncatedSVD X ~ U S V^T: a row of X
+    times the first gives the user's factors U S^1/2; the second holds the items' factors."""
+    svd = TruncatedSVD(dimensions, random_state=seed).fit(user_item_matrix(train_dataset))
     scale = np.sqrt(svd.singular_values_)
-    return left / scale, svd.components_.T * scale
+    return svd.components_.T / scale, svd.components_.T * scale
+
+
+def interaction_factors(train_dataset, dimensions, seed):
+    """(user factors, item factors) of the training matrix's SVD (``svd_projection``)."""
+    to_user_factors, item_factors = svd_projection(train_dataset, dimensions, seed)
+    return np.asarray(user_item_matrix(train_dataset) @ to_user_factors), item_factors
 
 
 def balanced_kmeans(vectors, n_clusters, cap_share, iterations, seed):
@@ -51,21 +64,22 @@ def balanced_kmeans(vectors, n_clusters, cap_share, iterations, seed):
     return labels
 
 
-def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed):
+def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed, prefix="receraser"):
     """Each training row's shard: its user's cluster (``user``), its own cluster of user and item factors
-    side by side (``interaction``), or SISA's seeded round robin of users (``random``)."""
+    side by side (``interaction``), or SISA's seeded round robin of users (``random``). ``prefix``: the
+    method whose keys set them (named by errors)."""
     if kind not in PARTITIONS:
-        raise BadInput(f"receraser_partition must be one of {list(PARTITIONS)}, got {kind!r}.")
+        raise BadInput(f"{prefix}_partition must be one of {list(PARTITIONS)}, got {kind!r}.")
     users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
     unique_users = np.unique(users)
     if not 1 <= n_shards <= len(unique_users):
         raise BadInput(
-            f"receraser_n_shards must be between 1 and {len(unique_users)} (the training users), got {n_shards}."
+            f"{prefix}_n_shards must be between 1 and {len(unique_users)} (the training users), got {n_shards}."
         )
     if kind == "random":
         return shard_assignment(train_dataset, n_shards, seed)
     if cap_share < 1:
-        raise BadInput(f"receraser_cap must be at least 1 (shards of at most cap * n / k), got {cap_share}.")
+        raise BadInput(f"{prefix}_cap must be at least 1 (shards of at most cap * n / k), got {cap_share}.")
     user_factors, item_factors = interaction_factors(train_dataset, dimensions, seed)
     if kind == "user":
         labels = balanced_kmeans(user_factors[unique_users], n_shards, cap_share, iterations, seed)
@@ -78,7 +92,7 @@ def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, ite
         shards = balanced_kmeans(vectors, n_shards, cap_share, iterations, seed)
     empty = sorted(set(range(n_shards)) - set(np.unique(shards).tolist()))
     if empty:
-        raise BadInput(f"The {kind} partition left shard(s) {empty} empty: lower receraser_n_shards.")
+        raise BadInput(f"The {kind} partition left shard(s) {empty} empty: lower {prefix}_n_shards.")
     return shards
 
 

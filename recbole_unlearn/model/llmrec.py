@@ -4,6 +4,7 @@ import contextlib
 import functools
 
 import torch
+from peft import LoraConfig, inject_adapter_in_model
 from recbole.model.abstract_recommender import AbstractRecommender, ContextRecommender
 from recbole.utils import InputType
 
@@ -60,6 +61,15 @@ class LLMRec(ContextRecommender):
         self.prompt_length_field = dataset.prompt_length_field
         self.tokenizer = dataset.tokenizer
         self.backbone = build_backbone(config, self.tokenizer, dataset.llm_kind)
+        if config["llm_lora_r"]:
+            # Recommendation tuning of LoRA adapters on the frozen backbone (APA's shard models).
+            lora = LoraConfig(
+                r=config["llm_lora_r"],
+                lora_alpha=config["llm_lora_alpha"],
+                lora_dropout=config["llm_lora_dropout"],
+                target_modules=list(self.backbone.lora_targets),
+            )
+            inject_adapter_in_model(lora, self.backbone)
         self.compile_inference = config["llm_compile_inference"]
         self.eval_dtype = configured_eval_dtype(config)
         self.answer_ids, targets = self._answers(config["answer_words"])

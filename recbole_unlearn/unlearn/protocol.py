@@ -191,15 +191,15 @@ class UnlearnProtocol(ProtocolEvaluation):
         self.files[name] = trainer.saved_model_file
         return model
 
-    def cached(self, name, key, build, dataset=None):
+    def cached(self, name, key, build, dataset=None, config=None):
         """The model ``build()`` returns, kept in the cache under ``key``, and its cost when built
-        (``dataset``: what a ranking model is built on, as ``load``'s)."""
+        (``dataset``, ``config``: what the model is built on and with, as ``load``'s)."""
         expected = self.expected(key)
         model, cost, path = self.cache.get(
             name,
             key,
             build,
-            lambda path: self.load(name, path, expected, dataset),
+            lambda path: self.load(name, path, expected, dataset, config),
             {**self.provenance(name=name), **expected},
         )
         self.files[name] = path
@@ -212,12 +212,12 @@ class UnlearnProtocol(ProtocolEvaluation):
     def expected(self, key):
         return {"key": key, "dataset": self.config["dataset"], "split_sha256": self.fingerprints["split_sha256"]}
 
-    def load(self, name, path, expected=None, dataset=None):
-        """A model of this protocol's data read from a checkpoint, and its recorded cost. A ranking model is
-        built on ``dataset``: by default the training split for the Original, else the retained data."""
+    def load(self, name, path, expected=None, dataset=None, config=None):
+        """A model built with ``config`` (default: this protocol's) from a checkpoint, and its recorded cost;
+        a ranking model on ``dataset`` (default: the training split for the Original, else retained data)."""
         if dataset is None:
             dataset = self.train_dataset if name in ("original", "previous") else self.retained_dataset
-        model = self.new_model(dataset=dataset)
+        model = self.new_model(config, dataset=dataset)
         expect = expected or {"split_sha256": self.fingerprints["split_sha256"]}
         metadata = load_checkpoint(model, path, self.config["device"], expect=expect)
         self.logger.info(f"Loaded {name} from {path}")
@@ -239,7 +239,7 @@ class UnlearnProtocol(ProtocolEvaluation):
         rows_hash = hashlib.sha256(np.asarray(rows).tobytes()).hexdigest()
         key = self.key(name, rows_hash, "early-stopped" if valid_data is not None else "", config=config)
         build = lambda: self.train(name, self.subset_loader(rows), valid_data, config)  # noqa: E731
-        return self.cached(name, key, build, self.subset(rows))[0]
+        return self.cached(name, key, build, self.subset(rows), config)[0]
 
     def unlearn(self, method, start):
         """Run ``method`` from ``start``, seeded as a new model is (what ran before cannot change its draws)."""

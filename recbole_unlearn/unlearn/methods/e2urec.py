@@ -70,6 +70,8 @@ class E2URec(UnlearnTrainer):
         fraction = config["e2urec_paired_fraction"]
         if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
             raise BadInput(f"e2urec_paired_fraction must be in (0, 1]; got {fraction!r}.")
+        if "llm_lora_r" in config and config["llm_lora_r"]:
+            raise NotApplicable("the Original already trains LoRA adapters (llm_lora_r): E2URec's would stack on them")
         targets = cls.lora_targets(config, model, example)
         if not targets:
             raise NotApplicable(

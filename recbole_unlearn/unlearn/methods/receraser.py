@@ -18,7 +18,6 @@ from recbole.utils import ModelType
 
 from recbole_unlearn.checkpoint import load_checkpoint, save_checkpoint
 from recbole_unlearn.config import config_with
-from recbole_unlearn.data.partition import assignment_sha256, balanced_partition
 from recbole_unlearn.errors import BadInput, NotApplicable
 from recbole_unlearn.model.answer import answer_targets, in_eval_mode
 from recbole_unlearn.model.representation import sample_representation
@@ -48,11 +47,8 @@ class AttentiveShardEnsemble(ShardEnsemble):
         self.attention = attention
         self.label_field = label_field
 
-    def combine(self, outputs, interaction):
-        weights = self.attention(torch.stack([sample_representation(shard, interaction) for shard in self.shards]))
-        stacked = torch.stack(outputs)  # [shards, batch, ...]; a full sort's scores come flattened
-        combined = (weights[..., None] * stacked.view(len(outputs), weights.size(1), -1)).sum(0)
-        return combined.view(stacked.shape[1:])
+    def weights(self, interaction):
+        return self.attention(torch.stack([sample_representation(shard, interaction) for shard in self.shards]))
 
     def attention_loss(self, interaction):
         """Cross-entropy of the combined answer: the shards' own objective (``answer_targets``). The shards
@@ -84,24 +80,8 @@ class RecEraser(SISA):
             )
 
     @classmethod
-    def assignment(cls, protocol):
-        config = protocol.config
-        key = (cls.name, config["receraser_partition"], config["receraser_n_shards"])
-        if key not in protocol.partitions:
-            protocol.partitions[key] = balanced_partition(
-                protocol.train_dataset,
-                config["receraser_partition"],
-                config["receraser_n_shards"],
-                config["receraser_cap"],
-                config["receraser_factors"],
-                config["receraser_kmeans_iterations"],
-                config["seed"],
-            )
-        return protocol.partitions[key]
-
-    @classmethod
-    def receipt_fields(cls, protocol):
-        return {"partition_sha256": assignment_sha256(cls.assignment(protocol))}
+    def partition_kind(cls, config):
+        return config["receraser_partition"]
 
     @classmethod
     def file_names(cls, config):

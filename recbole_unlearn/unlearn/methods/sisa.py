@@ -4,6 +4,7 @@ import torch
 from recbole_unlearn.checkpoint import save_checkpoint
 from recbole_unlearn.config import config_with
 from recbole_unlearn.data.forget import shard_assignment
+from recbole_unlearn.data.partition import assignment_sha256, balanced_partition
 from recbole_unlearn.model.answer import answer_logits, evaluation_precision, yes_no_logits
 from recbole_unlearn.model.llmrec import like_probability
 from recbole_unlearn.model.ranking import is_ranking
@@ -29,9 +30,19 @@ class ShardEnsemble(torch.nn.Module):
     def evaluation_precision(self):
         return evaluation_precision(self.shards[0])
 
+    def weights(self, interaction):
+        """Each shard's weight for each sample, shape [shards, batch]; None: every shard alike."""
+        return None
+
     def combine(self, outputs, interaction):
-        """The shards' outputs for ``interaction`` (one per shard, alike in shape) combined: their mean."""
-        return torch.stack(outputs).mean(0)
+        """The shards' outputs for ``interaction`` (one per shard, alike in shape), weighed by ``weights``
+        (by default their mean)."""
+        stacked = torch.stack(outputs)  # [shards, batch, ...]; a full sort's scores come flattened
+        weights = self.weights(interaction)
+        if weights is None:
+            return stacked.mean(0)
+        combined = (weights[..., None] * stacked.view(len(outputs), weights.size(1), -1)).sum(0)
+        return combined.view(stacked.shape[1:])
 
     def answer_logits(self, interaction):
         return self.combine([answer_logits(shard, interaction) for shard in self.shards], interaction)
@@ -91,10 +102,8 @@ class SISA(UnlearnMethod):
         """Each shard's model: retrained on what it retains if the request touched it, else the one trained
         before the request (``start``'s, continuing a run of this method)."""
         config = protocol.config
-        # <name>_epochs ~ trains shards with the Original's recipe: its epochs, early stopping on valid.
-        epochs = config[f"{cls.name}_epochs"]
-        shard_config = config_with(config, epochs=epochs) if epochs else config
-        valid_data = None if epochs else protocol.valid_data
+        shard_config = cls.shard_config(config)
+        valid_data = None if config[f"{cls.name}_epochs"] else protocol.valid_data
         shards = cls.assignment(protocol)
         touched = cls.touched_shards(protocol, shards)
         models = []
@@ -113,10 +122,16 @@ class SISA(UnlearnMethod):
                 models.append(protocol.trained_before_request(name, rows, shard_config, valid_data))
         return models
 
-    @staticmethod
-    def untrained(protocol, name, dataset):
+    @classmethod
+    def shard_config(cls, config):
+        """How a shard model trains: <name>_epochs, or ~ for the Original's recipe (early stopping on valid)."""
+        epochs = config[f"{cls.name}_epochs"]
+        return config_with(config, epochs=epochs) if epochs else config
+
+    @classmethod
+    def untrained(cls, protocol, name, dataset):
         """The model of a shard whose every row is removed: built on its (empty) data, trained on nothing."""
-        model = protocol.new_model(dataset=dataset)
+        model = protocol.new_model(cls.shard_config(protocol.config), dataset)
         path = protocol.checkpoint_path(name)
         save_checkpoint(model, path, protocol.provenance(name=name))
         protocol.files[name] = path
@@ -131,15 +146,41 @@ class SISA(UnlearnMethod):
         return cls.shard_names(config)
 
     @classmethod
+    def partition_kind(cls, config):
+        """How rows go to shards: ``random`` users (SISA's), or balanced clusters of similar ``user``s or
+        ``interaction``s (``recbole_unlearn.data.partition``, with the ``<name>_cap``, ``_factors`` and
+        ``_kmeans_iterations`` keys)."""
+        return "random"
+
+    @classmethod
     def assignment(cls, protocol):
-        """Each training row's shard."""
-        config = protocol.config
-        return shard_assignment(protocol.train_dataset, config["sisa_n_shards"], config["seed"])
+        """Each training row's shard (computed once per request)."""
+        config, prefix = protocol.config, cls.name
+        kind, shards = cls.partition_kind(config), config[f"{prefix}_n_shards"]
+        if kind == "random":
+            return shard_assignment(protocol.train_dataset, shards, config["seed"])
+        key = (prefix, kind, shards)
+        if key not in protocol.partitions:
+            protocol.partitions[key] = balanced_partition(
+                protocol.train_dataset,
+                kind,
+                shards,
+                config[f"{prefix}_cap"],
+                config[f"{prefix}_factors"],
+                config[f"{prefix}_kmeans_iterations"],
+                config["seed"],
+                prefix,
+            )
+        return protocol.partitions[key]
 
     @staticmethod
     def touched_shards(protocol, shards):
         """The shards holding forget data: the ones this request retrains."""
         return set(np.unique(shards[protocol.forget_mask]).tolist())
+
+    @classmethod
+    def receipt_fields(cls, protocol):
+        return {"partition_sha256": assignment_sha256(cls.assignment(protocol))}
 
     @classmethod
     def rebuilt_files(cls, protocol):
@@ -152,9 +193,9 @@ class SISA(UnlearnMethod):
 
     @classmethod
     def load_shards(cls, protocol, paths):
-        shards = cls.assignment(protocol)
+        shards, config = cls.assignment(protocol), cls.shard_config(protocol.config)
         return [
-            protocol.load(name, path, dataset=cls.shard_data(protocol, shards == shard))[0]
+            protocol.load(name, path, dataset=cls.shard_data(protocol, shards == shard), config=config)[0]
             for shard, (name, path) in enumerate(zip(cls.shard_names(protocol.config), paths))
         ]
 
