@@ -58,6 +58,20 @@ def run_cli(*args, cwd, timeout=600, env=None):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def chained_receipts(first_run_dir, method):
+    """The unlearned files of ``method``'s receipt in ``first_run_dir``, and the path and content of the
+    one other receipt of ``method`` in the same output folder (the request that continued that run)."""
+    with open(os.path.join(first_run_dir, f"receipt-{method}.json")) as f:
+        before = json.load(f)["unlearned"]
+    (path,) = [
+        path
+        for path in glob.glob(os.path.join(os.path.dirname(first_run_dir), "*", f"receipt-{method}.json"))
+        if os.path.dirname(path) != first_run_dir
+    ]
+    with open(path) as f:
+        return before, path, json.load(f)
+
+
 def deepfm_cli_run(directory, *options):
     """A DeepFM run of NegGrad and SISA on the tests' slice through the command line with ``options``: its
     run folder and its result rows by method."""

@@ -1,7 +1,5 @@
 """APA: one LoRA adapter per shard on a frozen LLMRec backbone, weighed per user; its shards across requests."""
 
-import glob
-import json
 import os
 
 import numpy as np
@@ -14,7 +12,7 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.methods.apa import APA
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
-from conftest import inside, run_cli, tiny_unlearn_config, write_config_file
+from conftest import chained_receipts, inside, run_cli, tiny_unlearn_config, write_config_file
 
 SETTINGS = {"unlearn_method": "apa", "apa_n_shards": 2, "apa_epochs": 1, "forget_ratio": 0.1}
 
@@ -70,15 +68,7 @@ def test_a_second_request_retrains_only_the_adapter_it_touches_and_verifies(apa_
         cwd=directory,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    with open(receipt_path) as f:
-        before = json.load(f)["unlearned"]
-    (second_receipt,) = [
-        path
-        for path in glob.glob(str(directory / "out" / "LLMRec-ml-100k-*" / "receipt-apa.json"))
-        if os.path.dirname(path) != first["run_dir"]
-    ]
-    with open(second_receipt) as f:
-        second = json.load(f)
+    before, second_receipt, second = chained_receipts(first["run_dir"], "apa")
     assert len(second["rebuilt"]) == 1
     for name, old, new in zip(APA.shard_names(protocol.config), before, second["unlearned"]):
         assert (old["sha256"] != new["sha256"]) == (name in second["rebuilt"]), name

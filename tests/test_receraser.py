@@ -1,6 +1,5 @@
 """RecEraser: its balanced partitions, its attention's data, and its shards across requests."""
 
-import glob
 import json
 import os
 
@@ -17,7 +16,7 @@ from recbole_unlearn.unlearn.methods.receraser import AttentiveShardEnsemble, Re
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify
 
-from conftest import RANKING_TINY, inside, quiet, run_cli, write_config_file
+from conftest import RANKING_TINY, chained_receipts, inside, quiet, run_cli, write_config_file
 
 
 def partition(train, kind, n_shards=4, cap=1.2):
@@ -107,15 +106,7 @@ def test_a_second_request_retrains_only_the_shard_it_touches(tmp_path):
             cwd=tmp_path,
         )
     assert out.returncode == 0, out.stderr[-3000:]
-    with open(receipt_path) as f:
-        before = json.load(f)["unlearned"]
-    (second_receipt,) = [
-        path
-        for path in glob.glob(str(first_dir / "BPR-ml-100k-*" / "receipt-receraser.json"))
-        if os.path.dirname(path) != first["run_dir"]
-    ]
-    with open(second_receipt) as f:
-        second = json.load(f)
+    before, second_receipt, second = chained_receipts(first["run_dir"], "receraser")
     touched = [name for name in second["rebuilt"] if name != "receraser-attention"]
     assert len(touched) == 1
     names = [*RecEraser.shard_names(protocol.config), "receraser-attention"]

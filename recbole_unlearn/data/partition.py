@@ -11,7 +11,6 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
-from recbole_unlearn.data.forget import shard_assignment
 from recbole_unlearn.errors import BadInput
 
 PARTITIONS = ("user", "interaction", "random")
@@ -30,18 +29,19 @@ def user_item_matrix(train_dataset, rows=None):
     return matrix
 
 
-def svd_projection(train_dataset, dimensions, seed):
-    """(V S^-1/2, V S^1/2) of the training matrix's rank-``dimensions`` TruncatedSVD X ~ U S V^T: a row of X
-    times the first gives the user's factors U S^1/2; the second holds the items' factors."""
-    svd = TruncatedSVD(dimensions, random_state=seed).fit(user_item_matrix(train_dataset))
+def svd_projection(matrix, dimensions, seed):
+    """(V S^-1/2, V S^1/2) of ``matrix``'s rank-``dimensions`` TruncatedSVD X ~ U S V^T: a row of X times the
+    first gives the user's factors U S^1/2; the second holds the items' factors."""
+    svd = TruncatedSVD(dimensions, random_state=seed).fit(matrix)
     scale = np.sqrt(svd.singular_values_)
     return svd.components_.T / scale, svd.components_.T * scale
 
 
 def interaction_factors(train_dataset, dimensions, seed):
     """(user factors, item factors) of the training matrix's SVD (``svd_projection``)."""
-    to_user_factors, item_factors = svd_projection(train_dataset, dimensions, seed)
-    return np.asarray(user_item_matrix(train_dataset) @ to_user_factors), item_factors
+    matrix = user_item_matrix(train_dataset)
+    to_user_factors, item_factors = svd_projection(matrix, dimensions, seed)
+    return np.asarray(matrix @ to_user_factors), item_factors
 
 
 def balanced_kmeans(vectors, n_clusters, cap_share, iterations, seed):
@@ -65,10 +65,10 @@ def balanced_kmeans(vectors, n_clusters, cap_share, iterations, seed):
 
 
 def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed, prefix="receraser"):
-    """Each training row's shard: its user's cluster (``user``), its own cluster of user and item factors
-    side by side (``interaction``), or SISA's seeded round robin of users (``random``). ``prefix``: the
+    """Each training row's shard: its user's cluster (``user``), or its own cluster of user and item factors
+    side by side (``interaction``); a ``random`` partition is SISA's ``shard_assignment``. ``prefix``: the
     method whose keys set them (named by errors)."""
-    if kind not in PARTITIONS:
+    if kind not in PARTITIONS or kind == "random":
         raise BadInput(f"{prefix}_partition must be one of {list(PARTITIONS)}, got {kind!r}.")
     users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
     unique_users = np.unique(users)
@@ -76,8 +76,6 @@ def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, ite
         raise BadInput(
             f"{prefix}_n_shards must be between 1 and {len(unique_users)} (the training users), got {n_shards}."
         )
-    if kind == "random":
-        return shard_assignment(train_dataset, n_shards, seed)
     if cap_share < 1:
         raise BadInput(f"{prefix}_cap must be at least 1 (shards of at most cap * n / k), got {cap_share}.")
     user_factors, item_factors = interaction_factors(train_dataset, dimensions, seed)

@@ -79,17 +79,15 @@ class APA(SISA):
     def user_weights(cls, protocol):
         """[users, shards]: each user's softmax weight on each shard, from the retained data only."""
         config, train = protocol.config, protocol.train_dataset
-        to_user_factors, _ = svd_projection(train, config["apa_factors"], config["seed"])
-        factors = np.asarray(user_item_matrix(train, protocol.retain_rows) @ to_user_factors)
-        users = train.inter_feat[train.uid_field].numpy()
-        retained_shard_of_user = {}
-        shards = cls.assignment(protocol)
-        for row in protocol.retain_rows:
-            retained_shard_of_user[users[row]] = shards[row]
+        to_user_factors, _ = svd_projection(user_item_matrix(train), config["apa_factors"], config["seed"])
+        retained = protocol.retain_rows
+        factors = np.asarray(user_item_matrix(train, retained) @ to_user_factors)
+        retained_users = train.inter_feat[train.uid_field].numpy()[retained]
+        retained_shards = cls.assignment(protocol)[retained]
         distances = np.full((train.user_num, config["apa_n_shards"]), np.inf)
         for shard in range(config["apa_n_shards"]):
-            members = [user for user, held in retained_shard_of_user.items() if held == shard]
-            if members:  # a shard without a retained user gets no weight
+            members = np.unique(retained_users[retained_shards == shard])
+            if len(members):  # a shard without a retained user gets no weight
                 centroid = factors[members].mean(0)
                 distances[:, shard] = ((factors - centroid) ** 2).sum(1)
         scale = config["apa_temperature"] * np.median(distances[np.isfinite(distances)])
