@@ -27,8 +27,17 @@ CATALOGUE = {
     "apa on a CTR model": (["--model=DeepFM", "--unlearn_method=apa"], r"is not one \(use receraser\)"),
     "receraser shards": (
         ["--model=BPR", "--unlearn_method=receraser", "--receraser_n_shards=100000"],
-        r"receraser_n_shards must be between 1 and \d+ \(the users\), got 100000",
+        r"receraser_n_shards must be between 1 and \d+ \(the training users\), got 100000",
     ),
+    "receraser partition": (
+        ["--model=BPR", "--unlearn_method=receraser", "--receraser_partition=items"],
+        r"receraser_partition must be one of \['user', 'interaction', 'random'\], got 'items'",
+    ),
+    "attention size": (
+        ["--model=BPR", "--unlearn_method=receraser", "--receraser_attention_size=0"],
+        "receraser_attention_size must be a positive whole number, got 0",
+    ),
+    "sisa shards": (["--unlearn_method=sisa", "--sisa_n_shards=0"], "sisa_n_shards must be at least 1, got 0"),
     "unknown model": (["--model=NoSuchModel"], "Model 'NoSuchModel' is not a RecBole model here"),
     "dataset": (["--dataset=no-such-data"], "dataset 'no-such-data': no folder"),
     "typo": (["--e2urec_alfa=2"], "Unknown config key 'e2urec_alfa'.*did you mean 'e2urec_alpha'"),

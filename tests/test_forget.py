@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbole_unlearn.data.forget import ForgetRequest, shard_assignment
+from recbole_unlearn.data.forget import ForgetRequest
+from recbole_unlearn.data.partition import random_partition
 
 
 def raw(train, field):
@@ -60,9 +61,9 @@ def test_interaction_level_ids(train):
 
 
 def test_sisa_shards_keep_each_user_in_one_shard(train):
-    shards = shard_assignment(train, 4, seed=42)
+    shards = random_partition(train, 4, seed=42)
     users = train.inter_feat["user_id"].numpy()
     for user in np.unique(users):
         assert len(np.unique(shards[users == user])) == 1
     assert set(shards) == {0, 1, 2, 3}
-    assert np.array_equal(shards, shard_assignment(train, 4, seed=42))
+    assert np.array_equal(shards, random_partition(train, 4, seed=42))

@@ -183,14 +183,3 @@ class ForgetRequest:
         if unit is None or not bool((inter[field] == unit).any()):
             return None
         return unit
-
-
-def shard_assignment(train_dataset, n_shards, seed):
-    """SISA shards: each user's training interactions go to one of ``n_shards`` shards (seeded)."""
-    users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
-    unique_users = np.unique(users)
-    if n_shards < 1 or n_shards > len(unique_users):
-        raise BadInput(f"n_shards must be between 1 and {len(unique_users)} (users), got {n_shards}.")
-    shuffled = np.random.default_rng(seed).permutation(unique_users)
-    shard_of_user = dict(zip(shuffled, np.arange(len(shuffled)) % n_shards))
-    return np.array([shard_of_user[u] for u in users])

@@ -1,5 +1,6 @@
-"""RecEraser's balanced partitions of a training split (Chen et al., WWW 2022): users, or interactions,
-grouped by their collaborative signal into shards of at most ``cap`` times the mean shard size.
+"""How a sharded method splits the training split into shards: SISA's random users, or RecEraser's
+balanced partitions (Chen et al., WWW 2022), users or interactions grouped by their collaborative signal
+into shards of at most ``cap`` times the mean shard size.
 
 The vectors clustered are TruncatedSVD factors of the binary training user-item matrix, which every
 RecBole model's data has; RecEraser clusters a pretrained BPR's embeddings.
@@ -64,27 +65,50 @@ def balanced_kmeans(vectors, n_clusters, cap_share, iterations, seed):
     return labels
 
 
-def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed, prefix="receraser"):
-    """Each training row's shard: its user's cluster (``user``), or its own cluster of user and item factors
-    side by side (``interaction``); a ``random`` partition is SISA's ``shard_assignment``. ``prefix``: the
-    method whose keys set them (named by errors)."""
-    if kind not in PARTITIONS or kind == "random":
+def check_partition(prefix, kind, n_shards, cap_share, users=None):
+    """Refuse bad partition keys of the method ``prefix``, naming them; ``users``: how many there are to
+    share out, where known."""
+    if kind not in PARTITIONS:
         raise BadInput(f"{prefix}_partition must be one of {list(PARTITIONS)}, got {kind!r}.")
+    if n_shards < 1 or (users is not None and n_shards > users):
+        allowed = "at least 1" if users is None else f"between 1 and {users} (the training users)"
+        raise BadInput(f"{prefix}_n_shards must be {allowed}, got {n_shards}.")
+    if kind != "random" and cap_share < 1:
+        raise BadInput(f"{prefix}_cap must be at least 1 (shards of at most cap * n / k), got {cap_share}.")
+
+
+def partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed, prefix):
+    """Each training row's shard, by a ``random``, ``user`` or ``interaction`` partition."""
+    if kind == "random":
+        return random_partition(train_dataset, n_shards, seed, prefix)
+    return balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed, prefix)
+
+
+def random_partition(train_dataset, n_shards, seed, prefix="sisa"):
+    """SISA's shards: each user's training interactions go to one of ``n_shards`` shards (seeded)."""
     users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
     unique_users = np.unique(users)
-    if not 1 <= n_shards <= len(unique_users):
-        raise BadInput(
-            f"{prefix}_n_shards must be between 1 and {len(unique_users)} (the training users), got {n_shards}."
-        )
-    if cap_share < 1:
-        raise BadInput(f"{prefix}_cap must be at least 1 (shards of at most cap * n / k), got {cap_share}.")
+    check_partition(prefix, "random", n_shards, None, len(unique_users))
+    shuffled = np.random.default_rng(seed).permutation(unique_users)
+    shard_of_user = np.zeros(train_dataset.user_num, dtype=np.int64)
+    shard_of_user[shuffled] = np.arange(len(shuffled)) % n_shards
+    return shard_of_user[users]
+
+
+def balanced_partition(train_dataset, kind, n_shards, cap_share, dimensions, iterations, seed, prefix="receraser"):
+    """Each training row's shard: its user's cluster (``user``), or its own cluster of user and item factors
+    side by side (``interaction``); a ``random`` partition is ``random_partition``. ``prefix``: the
+    method whose keys set them (named by errors)."""
+    users = train_dataset.inter_feat[train_dataset.uid_field].numpy()
+    unique_users = np.unique(users)
+    check_partition(prefix, kind, n_shards, cap_share, len(unique_users))
     user_factors, item_factors = interaction_factors(train_dataset, dimensions, seed)
     if kind == "user":
         labels = balanced_kmeans(user_factors[unique_users], n_shards, cap_share, iterations, seed)
         shard_of_user = np.zeros(train_dataset.user_num, dtype=np.int64)
         shard_of_user[unique_users] = labels
         shards = shard_of_user[users]
-    else:
+    else:  # interaction
         items = train_dataset.inter_feat[train_dataset.iid_field].numpy()
         vectors = np.concatenate([user_factors[users], item_factors[items]], axis=1)
         shards = balanced_kmeans(vectors, n_shards, cap_share, iterations, seed)

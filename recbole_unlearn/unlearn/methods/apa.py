@@ -46,6 +46,7 @@ class APA(SISA):
             raise NotApplicable(
                 f"APA trains LoRA adapters of a language model, and {type(model).__name__} is not one (use receraser)"
             )
+        super().check(config, model, example)
         if config["apa_aggregation"] not in AGGREGATIONS:
             raise BadInput(f"apa_aggregation must be one of {list(AGGREGATIONS)}, got {config['apa_aggregation']!r}.")
         if not config["apa_temperature"] > 0:

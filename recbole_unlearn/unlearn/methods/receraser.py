@@ -67,17 +67,16 @@ class RecEraser(SISA):
 
     @classmethod
     def check(cls, config, model, example):
+        super().check(config, model, example)
         if config["receraser_partition"] == "interaction" and model.type == ModelType.SEQUENTIAL:
             raise NotApplicable(
                 "an interaction partition splits a user's sequence across shards, and a sample's history would "
                 "carry interactions of other shards"
             )
         sample_representation(model, example)
-        users = getattr(model, "n_users", None)  # a ranking model's, RecBole's padding id included
-        if users is not None and config["receraser_n_shards"] > users - 1:
-            raise BadInput(
-                f"receraser_n_shards must be between 1 and {users - 1} (the users), got {config['receraser_n_shards']}."
-            )
+        size = config["receraser_attention_size"]
+        if size is not None and size < 1:
+            raise BadInput(f"receraser_attention_size must be a positive whole number, got {size}.")
 
     @classmethod
     def partition_kind(cls, config):
@@ -121,8 +120,6 @@ class RecEraser(SISA):
         config = protocol.config
         width = sample_representation(shards[0], protocol.example).size(-1)
         size = config["receraser_attention_size"] or max(1, width // 2)
-        if size < 1:
-            raise BadInput(f"receraser_attention_size must be a positive whole number, got {size}.")
         # Seeded: the attention's initial weights depend on the configuration only.
         with torch.random.fork_rng():
             torch.manual_seed(config["seed"])

@@ -3,8 +3,7 @@ import torch
 
 from recbole_unlearn.checkpoint import save_checkpoint
 from recbole_unlearn.config import config_with
-from recbole_unlearn.data.forget import shard_assignment
-from recbole_unlearn.data.partition import assignment_sha256, balanced_partition
+from recbole_unlearn.data.partition import assignment_sha256, check_partition, partition
 from recbole_unlearn.model.answer import answer_logits, evaluation_precision, yes_no_logits
 from recbole_unlearn.model.llmrec import like_probability
 from recbole_unlearn.model.ranking import is_ranking
@@ -146,6 +145,17 @@ class SISA(UnlearnMethod):
         return cls.shard_names(config)
 
     @classmethod
+    def check(cls, config, model, example):
+        users = getattr(model, "n_users", None)  # a ranking model's, RecBole's padding id included
+        check_partition(
+            cls.name,
+            cls.partition_kind(config),
+            config[f"{cls.name}_n_shards"],
+            config[f"{cls.name}_cap"],
+            None if users is None else users - 1,
+        )
+
+    @classmethod
     def partition_kind(cls, config):
         """How rows go to shards: ``random`` users (SISA's), or balanced clusters of similar ``user``s or
         ``interaction``s (``recbole_unlearn.data.partition``, with the ``<name>_cap``, ``_factors`` and
@@ -157,11 +167,9 @@ class SISA(UnlearnMethod):
         """Each training row's shard (computed once per request)."""
         config, prefix = protocol.config, cls.name
         kind, shards = cls.partition_kind(config), config[f"{prefix}_n_shards"]
-        if kind == "random":
-            return shard_assignment(protocol.train_dataset, shards, config["seed"])
         key = (prefix, kind, shards)
         if key not in protocol.partitions:
-            protocol.partitions[key] = balanced_partition(
+            protocol.partitions[key] = partition(
                 protocol.train_dataset,
                 kind,
                 shards,
