@@ -81,6 +81,22 @@ def test_run_recbole_with_a_method_runs_the_experiment_and_writes_what_our_cli_w
     assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
 
 
+def test_run_recbole_runs_apa_on_llmrec_and_its_receipt_verifies(unlearning):
+    workdir, _ = unlearning
+    output = workdir / "unlearn-apa"
+    # The Original and Retrain come from the cache the e2urec run filled.
+    shutil.copytree(workdir / "unlearn" / "cache", output / "cache")
+    config = tiny(unlearn_method="apa", apa_n_shards=2, apa_epochs=1, unlearn_output_dir=str(output))
+    result = run_recbole(model="LLMRec", dataset="ml-100k", config_dict=config)
+    (run_dir,) = glob.glob(str(output / "LLMRec-ml-100k-*"))
+    with open(os.path.join(run_dir, "results.json")) as f:
+        rows = {row["method"]: row for row in json.load(f)["results"]}
+    assert list(rows) == ["original", "retrain", "apa"]
+    assert result["test_result"]["auc"] == rows["apa"]["test_auc"]
+    checks = verify(os.path.join(run_dir, "receipt-apa.json"))
+    assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
+
+
 def test_objective_function_returns_the_unlearning_metrics_of_one_trial(unlearning, tmp_path, monkeypatch):
     workdir, _ = unlearning
     # A copy of the shared output folder: this trial's run folder stays out of the other tests'.
