@@ -72,6 +72,23 @@ def chained_receipts(first_run_dir, method):
         return before, path, json.load(f)
 
 
+def continue_with_a_retained_user(protocol, first_run_dir, method, model, config_file, cwd, *options):
+    """Continue ``method``'s run in ``first_run_dir`` through the command line with a request for one user it
+    retained (so the request touches that user's shard only); the two runs' ``chained_receipts``."""
+    train = protocol.train_dataset
+    user = train.id2token("user_id", train.inter_feat["user_id"][protocol.retain_rows[0]])
+    out = run_cli(
+        f"--model={model}",
+        f"--config_files={config_file}",
+        *options,
+        f"--forget_ids=['{user}']",
+        f"--unlearn_after={os.path.join(first_run_dir, f'receipt-{method}.json')}",
+        cwd=cwd,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return chained_receipts(first_run_dir, method)
+
+
 def deepfm_cli_run(directory, *options):
     """A DeepFM run of NegGrad and SISA on the tests' slice through the command line with ``options``: its
     run folder and its result rows by method."""

@@ -12,7 +12,7 @@ from recbole_unlearn.quick_start import unlearn_one
 from recbole_unlearn.unlearn.methods.apa import APA
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
-from conftest import chained_receipts, inside, run_cli, tiny_unlearn_config, write_config_file
+from conftest import continue_with_a_retained_user, inside, run_cli, tiny_unlearn_config, write_config_file
 
 SETTINGS = {"unlearn_method": "apa", "apa_n_shards": 2, "apa_epochs": 1, "forget_ratio": 0.1}
 
@@ -54,21 +54,11 @@ def test_user_weights_ignore_the_forgotten_users_data(apa_run):
 
 def test_a_second_request_retrains_only_the_adapter_it_touches_and_verifies(apa_run):
     directory, config, first, protocol = apa_run
-    train = protocol.train_dataset
-    user = train.id2token("user_id", train.inter_feat["user_id"][protocol.retain_rows[0]])
-    receipt_path = os.path.join(first["run_dir"], "receipt-apa.json")
     settings = {key: value for key, value in config.items() if key != "unlearn_output_dir"}
     config_file = write_config_file(directory / "second.yaml", **settings)
-    out = run_cli(
-        "--model=LLMRec",
-        f"--config_files={config_file}",
-        f"--unlearn_output_dir={directory / 'out'}",
-        f"--forget_ids=['{user}']",
-        f"--unlearn_after={receipt_path}",
-        cwd=directory,
+    before, second_receipt, second = continue_with_a_retained_user(
+        protocol, first["run_dir"], "apa", "LLMRec", config_file, directory, f"--unlearn_output_dir={directory / 'out'}"
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    before, second_receipt, second = chained_receipts(first["run_dir"], "apa")
     assert len(second["rebuilt"]) == 1
     for name, old, new in zip(APA.shard_names(protocol.config), before, second["unlearned"]):
         assert (old["sha256"] != new["sha256"]) == (name in second["rebuilt"]), name

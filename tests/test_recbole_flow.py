@@ -60,6 +60,15 @@ def test_run_recbole_trains_llmrec_as_our_train_and_test_does(stock):
     assert any(name.endswith(".safetensors") for name in saved) and not any(name.endswith(".pth") for name in saved)
 
 
+def verified_rows(output, model, method):
+    """The rows of the one ``model`` run under ``output``, once its receipt for ``method`` verifies."""
+    (run_dir,) = glob.glob(str(output / f"{model}-ml-100k-*"))
+    checks = verify(os.path.join(run_dir, f"receipt-{method}.json"))
+    assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
+    with open(os.path.join(run_dir, "results.json")) as f:
+        return {row["method"]: row for row in json.load(f)["results"]}
+
+
 @pytest.fixture(scope="module")
 def unlearning(stock):
     workdir, _ = stock
@@ -69,16 +78,12 @@ def unlearning(stock):
 
 def test_run_recbole_with_a_method_runs_the_experiment_and_writes_what_our_cli_writes(unlearning):
     workdir, result = unlearning
-    (run_dir,) = glob.glob(str(workdir / "unlearn" / "LLMRec-ml-100k-*"))
-    with open(os.path.join(run_dir, "results.json")) as f:
-        rows = {row["method"]: row for row in json.load(f)["results"]}
+    rows = verified_rows(workdir / "unlearn", "LLMRec", "e2urec")
     assert list(rows) == ["original", "retrain", "e2urec"]
     test_result = result["test_result"]
     assert test_result["auc"] == rows["e2urec"]["test_auc"]
     assert test_result["forget_jsd_yesno"] == rows["e2urec"]["forget_jsd_yesno"]
     assert result["best_valid_result"]["auc"] == result["best_valid_score"]
-    checks = verify(os.path.join(run_dir, "receipt-e2urec.json"))
-    assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
 
 
 def test_run_recbole_runs_apa_on_llmrec_and_its_receipt_verifies(unlearning):
@@ -88,13 +93,9 @@ def test_run_recbole_runs_apa_on_llmrec_and_its_receipt_verifies(unlearning):
     shutil.copytree(workdir / "unlearn" / "cache", output / "cache")
     config = tiny(unlearn_method="apa", apa_n_shards=2, apa_epochs=1, unlearn_output_dir=str(output))
     result = run_recbole(model="LLMRec", dataset="ml-100k", config_dict=config)
-    (run_dir,) = glob.glob(str(output / "LLMRec-ml-100k-*"))
-    with open(os.path.join(run_dir, "results.json")) as f:
-        rows = {row["method"]: row for row in json.load(f)["results"]}
+    rows = verified_rows(output, "LLMRec", "apa")
     assert list(rows) == ["original", "retrain", "apa"]
     assert result["test_result"]["auc"] == rows["apa"]["test_auc"]
-    checks = verify(os.path.join(run_dir, "receipt-apa.json"))
-    assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
 
 
 def test_objective_function_returns_the_unlearning_metrics_of_one_trial(unlearning, tmp_path, monkeypatch):
@@ -135,14 +136,10 @@ def test_run_recbole_runs_the_experiment_for_recboles_own_models(workdir, model,
     output = workdir / f"unlearn-{method}"
     config = quiet(unlearn_method=method, epochs=1, unlearn_output_dir=str(output), **RANKING_TINY)
     result = run_recbole(model=model, dataset="ml-100k", config_dict=config)
-    (run_dir,) = glob.glob(str(output / f"{model}-ml-100k-*"))
-    with open(os.path.join(run_dir, "results.json")) as f:
-        rows = {row["method"]: row for row in json.load(f)["results"]}
+    rows = verified_rows(output, model, method)
     assert list(rows) == ["original", "retrain", method]
     utility = "ndcg@20" if model == "SASRec" else "auc"
     assert result["test_result"][utility] == rows[method][f"test_{utility}"]
-    checks = verify(os.path.join(run_dir, f"receipt-{method}.json"))
-    assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
     # Without a method, RecBole's own model is configured as always (SASRec needs CE's setting, as in RecBole).
     plain = RecBoleConfig(
         model=model, dataset="ml-100k", config_dict={"unlearn_method": "none", "train_neg_sample_args": None}

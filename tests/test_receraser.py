@@ -16,7 +16,7 @@ from recbole_unlearn.unlearn.methods.receraser import AttentiveShardEnsemble, Re
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.receipt import verify
 
-from conftest import RANKING_TINY, chained_receipts, inside, quiet, run_cli, write_config_file
+from conftest import RANKING_TINY, continue_with_a_retained_user, inside, quiet, run_cli, write_config_file
 
 
 def partition(train, kind, n_shards=4, cap=1.2):
@@ -93,20 +93,10 @@ def test_a_second_request_retrains_only_the_shard_it_touches(tmp_path):
         config = quiet(unlearn_output_dir=str(first_dir), **SETTINGS)
         first = unlearn_one("BPR", "ml-100k", config_dict=config)
         protocol = UnlearnProtocol(Config(model="BPR", dataset="ml-100k", config_dict=config))
-        # One retained user: the second request touches that user's shard only.
-        train = protocol.train_dataset
-        user = train.id2token("user_id", train.inter_feat["user_id"][protocol.retain_rows[0]])
-        receipt_path = os.path.join(first["run_dir"], "receipt-receraser.json")
         config_file = write_config_file(tmp_path / "second.yaml", unlearn_output_dir=str(first_dir), **SETTINGS)
-        out = run_cli(
-            "--model=BPR",
-            f"--config_files={config_file}",
-            f"--forget_ids=['{user}']",
-            f"--unlearn_after={receipt_path}",
-            cwd=tmp_path,
+        before, second_receipt, second = continue_with_a_retained_user(
+            protocol, first["run_dir"], "receraser", "BPR", config_file, tmp_path
         )
-    assert out.returncode == 0, out.stderr[-3000:]
-    before, second_receipt, second = chained_receipts(first["run_dir"], "receraser")
     touched = [name for name in second["rebuilt"] if name != "receraser-attention"]
     assert len(touched) == 1
     names = [*RecEraser.shard_names(protocol.config), "receraser-attention"]
