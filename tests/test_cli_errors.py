@@ -27,7 +27,7 @@ CATALOGUE = {
     "apa on a CTR model": (["--model=DeepFM", "--unlearn_method=apa"], r"is not one \(use receraser\)"),
     "receraser shards": (
         ["--model=BPR", "--unlearn_method=receraser", "--receraser_n_shards=100000"],
-        r"receraser_n_shards must be between 1 and \d+ \(the training users\), got 100000",
+        r"receraser_n_shards must be between 1 and \d+ \(the users: a shard holds at least one\), got 100000",
     ),
     "receraser partition": (
         ["--model=BPR", "--unlearn_method=receraser", "--receraser_partition=items"],

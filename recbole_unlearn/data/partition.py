@@ -71,7 +71,7 @@ def check_partition(prefix, kind, n_shards, cap_share, users=None):
     if kind not in PARTITIONS:
         raise BadInput(f"{prefix}_partition must be one of {list(PARTITIONS)}, got {kind!r}.")
     if n_shards < 1 or (users is not None and n_shards > users):
-        allowed = "at least 1" if users is None else f"between 1 and {users} (the training users)"
+        allowed = "at least 1" if users is None else f"between 1 and {users} (the users: a shard holds at least one)"
         raise BadInput(f"{prefix}_n_shards must be {allowed}, got {n_shards}.")
     if kind != "random" and cap_share < 1:
         raise BadInput(f"{prefix}_cap must be at least 1 (shards of at most cap * n / k), got {cap_share}.")
