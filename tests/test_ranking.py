@@ -20,6 +20,7 @@ from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation import ranking_metrics as r
 from recbole_unlearn.evaluation.ranking import ForgetQueries, QueryBatch, RankingOutputs, forget_query_outputs
 from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
+from recbole_unlearn.unlearn.methods.sisa import SISA
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
 
@@ -27,7 +28,7 @@ from conftest import RANKING_TINY, quiet, result_rows, run_cli, write_config_fil
 
 
 def protocol_for(model, **overrides):
-    return UnlearnProtocol(Config(model, "ml-100k", config_dict=quiet(epochs=1, **RANKING_TINY, **overrides)))
+    return UnlearnProtocol(Config(model, "ml-100k", config_dict=quiet(**{"epochs": 1, **RANKING_TINY, **overrides})))
 
 
 def pairs_of(dataset):
@@ -150,6 +151,25 @@ def test_retrain_of_a_graph_model_sees_no_forgotten_interaction_in_its_graph_or_
     sampler = protocol.retained_loader(protocol.retain_rows)._sampler
     for user, item in forgotten:
         assert item not in sampler.used_ids[user]
+
+
+@pytest.mark.parametrize("model", ["BPR", "SASRec"])
+def test_a_shard_model_early_stops_on_its_own_users_validation_rows(workdir, model, monkeypatch):
+    protocol = protocol_for(model, sisa_n_shards=3, sisa_epochs=None, forget_ratio=0.2)
+    users_of = lambda data: set(data._dataset.inter_feat["user_id"].tolist())  # noqa: E731
+    train, seen = protocol.train, []
+
+    def recording_train(name, train_data, valid_data, config=None):
+        seen.append((users_of(train_data), users_of(valid_data)))
+        return train(name, train_data, valid_data, config)
+
+    monkeypatch.setattr(protocol, "train", recording_train)
+    SISA.shard_models(protocol, start=None)
+    every_valid_user, forgotten = users_of(protocol.valid_data), users_of(protocol.forget_loader())
+    assert len(seen) == 3 and forgotten & every_valid_user
+    for shard_users, valid_users in seen:
+        assert valid_users == shard_users & every_valid_user < every_valid_user
+        assert not valid_users & forgotten
 
 
 # Metrics against hand computations on tiny examples.

@@ -1,5 +1,6 @@
 """RecBole dataloaders for the forget, retain and shard subsets of a training split."""
 
+import numpy as np
 from recbole.data.utils import get_dataloader
 from recbole.sampler import Sampler
 
@@ -29,3 +30,13 @@ def train_loader(config, dataset, batch_size=None, seen=None):
 def eval_loader(config, dataset):
     """Labeled evaluation batches of ``dataset`` in a fixed order (RecBole's test-phase loader)."""
     return get_dataloader(config, "test")(config, dataset, None, shuffle=False)
+
+
+def users_eval_loader(config, loader, users):
+    """``loader`` (a valid or test loader) restricted to the rows of ``users`` (their ids), batched alike;
+    None where those users have no row in it."""
+    dataset = loader._dataset
+    rows = np.flatnonzero(np.isin(dataset.inter_feat[dataset.uid_field].numpy(), users))
+    if not len(rows):
+        return None
+    return type(loader)(config, dataset.copy(dataset.inter_feat[rows]), loader._sampler, shuffle=False)

@@ -22,7 +22,7 @@ from recbole_unlearn.checkpoint import load_checkpoint
 from recbole_unlearn.data.fingerprints import split_sha256, tokens_sha256
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.data.groups import fairness_groups
-from recbole_unlearn.data.loaders import train_loader
+from recbole_unlearn.data.loaders import train_loader, users_eval_loader
 from recbole_unlearn.data.sequences import check_no_emptied_sequence, is_sequential, retained_samples
 from recbole_unlearn.evaluation.cost import CostMeter, add_to_summary
 from recbole_unlearn.evaluation.ranking import ForgetQueries
@@ -147,6 +147,16 @@ class UnlearnProtocol(ProtocolEvaluation):
     def forget_loader(self, batch_size=None):
         """Training batches of the forget rows; sampled negatives avoid each user's training items."""
         return train_loader(self.config, self.subset(self.forget_rows), batch_size, seen=self.train_dataset)
+
+    def valid_data_of(self, rows):
+        """The validation rows of the users holding training ``rows``: a shard model's early-stopping signal
+        (a model with user embeddings knows nothing of the other users, and scoring them would cost the
+        whole split's full sort per epoch); the whole split where those users have none."""
+        users = np.unique(self.train_dataset.inter_feat[self.train_dataset.uid_field].numpy()[rows])
+        own = users_eval_loader(self.config, self.valid_data, users)
+        if own is None:
+            self.logger.warning("No validation rows for a shard's users: it early-stops on the whole split.")
+        return own or self.valid_data
 
     def checkpoint_path(self, name):
         return os.path.join(self.run_dir, f"{name}.safetensors")

@@ -102,7 +102,7 @@ class SISA(UnlearnMethod):
         before the request (``start``'s, continuing a run of this method)."""
         config = protocol.config
         shard_config = cls.shard_config(config)
-        valid_data = None if config[f"{cls.name}_epochs"] else protocol.valid_data
+        early_stopped = not config[f"{cls.name}_epochs"]
         shards = cls.assignment(protocol)
         touched = cls.touched_shards(protocol, shards)
         models = []
@@ -111,6 +111,7 @@ class SISA(UnlearnMethod):
             if shard in touched:
                 rows = np.flatnonzero(in_shard & ~protocol.removed_mask)
                 if len(rows):
+                    valid_data = protocol.valid_data_of(rows) if early_stopped else None
                     models.append(protocol.train(name, protocol.retained_loader(rows), valid_data, shard_config))
                 else:
                     models.append(cls.untrained(protocol, name, protocol.retained_subset(rows)))
@@ -118,12 +119,14 @@ class SISA(UnlearnMethod):
                 models.append(start.shards[shard])
             else:
                 rows = np.flatnonzero(in_shard)
+                valid_data = protocol.valid_data_of(rows) if early_stopped else None
                 models.append(protocol.trained_before_request(name, rows, shard_config, valid_data))
         return models
 
     @classmethod
     def shard_config(cls, config):
-        """How a shard model trains: <name>_epochs, or ~ for the Original's recipe (early stopping on valid)."""
+        """How a shard model trains: <name>_epochs, or ~ for the Original's recipe (early stopping on the
+        validation rows of the shard's users)."""
         epochs = config[f"{cls.name}_epochs"]
         return config_with(config, epochs=epochs) if epochs else config
 
