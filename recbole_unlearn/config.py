@@ -17,7 +17,7 @@ from logging import getLogger
 import recbole
 import yaml
 from recbole.config import Config as RecBoleConfig
-from recbole.utils import ModelType
+from recbole.utils import ModelType, get_model
 
 from recbole_unlearn import distributed
 from recbole_unlearn.errors import BadInput
@@ -101,10 +101,37 @@ def uses_recbole_unlearn(config, model_class):
     )
 
 
+def is_model_name(name):
+    try:
+        get_model(name)
+    except (ValueError, ImportError, AttributeError):  # RecBole's lookup: not found, or a name in other case
+        return False
+    return True
+
+
+def model_sections_applied(layer, model):
+    """One layer of the user's settings (files, config_dict or command line) with its model sections
+    resolved: a mapping under a RecBole model's name (``SASRec: {hidden_size: 32}``) holds that model's
+    settings, merged over the layer's other keys when ``model`` runs and dropped otherwise, so that one
+    file serves a several-model run. A capitalised mapping that names no model is refused (a typo would
+    silently drop its settings)."""
+    sections = [key for key, value in layer.items() if isinstance(value, dict) and key[:1].isupper()]
+    for key in sections:
+        if not is_model_name(key):
+            raise BadInput(f"Config key '{key}' holds settings, but no RecBole model is called '{key}'.")
+    if not sections:
+        return layer
+    own = {key: value for key, value in (layer.get(model) or {}).items() if value is not None}
+    return {**{key: value for key, value in layer.items() if key not in sections}, **own}
+
+
 def load_internal_config_dict(config, model, model_class, dataset):
     """RecBole's internal YAML files, then ours where they apply, below the user's files, dicts and command
-    line. ``registry`` installs this on RecBole's own Config too, so ``recbole.config.Config`` and
-    ``run_recbole`` see the same values as ours."""
+    line (each with its ``model_sections_applied``). ``registry`` installs this on RecBole's own Config
+    too, so ``recbole.config.Config`` and ``run_recbole`` see the same values as ours."""
+    for layer in ("file_config_dict", "variable_config_dict", "cmd_config_dict"):
+        setattr(config, layer, model_sections_applied(getattr(config, layer), model))
+    config._merge_external_config_dict()
     _recbole_load_internal_config_dict(config, model, model_class, dataset)
     if not uses_recbole_unlearn(config, model_class):
         return

@@ -40,6 +40,7 @@ CATALOGUE = {
     "sisa shards": (["--unlearn_method=sisa", "--sisa_n_shards=0"], "sisa_n_shards must be at least 1, got 0"),
     "unknown model": (["--model=NoSuchModel"], "Model 'NoSuchModel' is not a RecBole model here"),
     "dataset": (["--dataset=no-such-data"], "dataset 'no-such-data': no folder"),
+    "model section": (["--SASrec={'hidden_size': 32}"], "Config key 'SASrec' holds settings, but no RecBole model"),
     "typo": (["--e2urec_alfa=2"], "Unknown config key 'e2urec_alfa'.*did you mean 'e2urec_alpha'"),
     "precision": (["--enable_amp=fast"], "enable_amp is 'fast'; choose auto, True or False"),
     "seeds": (["--unlearn_seeds=[1,1]"], r"unlearn_seeds lists a seed more than once"),

@@ -44,6 +44,24 @@ def test_recbole_config_keeps_its_merge_order_and_its_own_models():
         RecBoleConfig(model="LLMRec", dataset="ml-100k", config_dict={"e2urec_alfa": 1})
 
 
+def test_a_model_section_of_a_file_holds_that_models_settings_below_config_dict(tmp_path):
+    path = tmp_path / "two-models.yaml"
+    sections = {"SASRec": {"train_batch_size": 256, "hidden_size": 32}, "BPR": {"embedding_size": 16}}
+    path.write_text(yaml.safe_dump({"train_batch_size": 512, **sections}))
+    sasrec = Config(model="SASRec", dataset="ml-100k", config_file_list=[str(path)])
+    assert (sasrec["train_batch_size"], sasrec["hidden_size"]) == (256, 32)
+    assert not set(sections) & set(sasrec.final_config_dict)
+    bpr = RecBoleConfig(model="BPR", dataset="ml-100k", config_file_list=[str(path)])
+    assert (bpr["train_batch_size"], bpr["embedding_size"]) == (512, 16)
+    overridden = Config(
+        model="SASRec", dataset="ml-100k", config_file_list=[str(path)], config_dict={"hidden_size": 48}
+    )
+    assert overridden["hidden_size"] == 48
+    path.write_text(yaml.safe_dump({"SASrec": {"hidden_size": 32}}))
+    with pytest.raises(ValueError, match="Config key 'SASrec' holds settings, but no RecBole model is called"):
+        Config(model="SASRec", dataset="ml-100k", config_file_list=[str(path)])
+
+
 @pytest.fixture(scope="module")
 def stock(tmp_path_factory):
     with inside(tmp_path_factory.mktemp("stock")) as workdir:
