@@ -256,6 +256,7 @@ def register_ranking_metrics():
     ranking("valid_ndcg", r.utility("valid", "ndcg"), "higher", True)
     topk = {"compare": True, "pooled_from": "forget_topk_distance"}
     ranking("forget_gap_closed_topk", r.forget_gap_closed_topk, "higher", True, "gap closed (top-K)", **topk)
+    ranking("forget_gap_signal_p_topk", r.forget_gap_signal_p_topk, None, True, "signal p", fmt="{:.3f}")
     ranking("forget_topk_distance", r.forget_topk_distance, "lower")
     # Residual exposure: no direction (the target is the Retrain model's share, not zero).
     ranking("forget_exposure", r.forget_exposure, None, True, "exposure@K", compare=True)

@@ -13,6 +13,7 @@ import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.data.interaction import Interaction
 from recbole.utils import get_model
+from scipy import stats
 
 from recbole_unlearn import Config
 from recbole_unlearn.checkpoint import load_checkpoint, save_checkpoint
@@ -20,6 +21,7 @@ from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation import ranking_metrics as r
 from recbole_unlearn.evaluation.ranking import ForgetQueries, QueryBatch, RankingOutputs, forget_query_outputs
 from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
+from recbole_unlearn.evaluation.summary import signal_check
 from recbole_unlearn.unlearn.methods.sisa import SISA
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 from recbole_unlearn.unlearn.unlearn_trainer import FrozenOutputs
@@ -172,6 +174,17 @@ def test_a_shard_model_early_stops_on_its_own_users_validation_rows(workdir, mod
         assert not valid_users & forgotten
 
 
+@pytest.mark.parametrize("model", ["BPR", "SASRec"])
+def test_the_signal_checks_holdout_queries_are_as_many_and_hold_nothing_forgotten(workdir, model):
+    protocol = protocol_for(model, forget_ratio=0.1)
+    queries = protocol.queries
+    holdout_users = np.concatenate([batch.interaction["user_id"].numpy() for batch in queries.holdout])
+    assert len(holdout_users) == len(queries.users)
+    assert not set(holdout_users.tolist()) & set(queries.users.tolist())
+    if model == "BPR":  # one query per user
+        assert len(set(holdout_users.tolist())) == len(holdout_users)
+
+
 # Metrics against hand computations on tiny examples.
 
 
@@ -201,9 +214,13 @@ def test_forget_query_outputs_by_hand():
         targets=index_pairs((0, 1), (0, 2), (1, 4)),
         non_members=index_pairs((0, 5), (0, 6), (1, 6)),
     )
-    outputs = forget_query_outputs(model, ForgetQueries([batch], np.array([0, 1])), 2, (7, 100), retrained=model)
+    holdout = QueryBatch(Interaction({"user_id": torch.tensor([1])}), index_pairs((0, 4)), *[index_pairs()] * 2)
+    queries = ForgetQueries([batch], np.array([0, 1]), [holdout])
+    outputs = forget_query_outputs(model, queries, 2, (7, 100), retrained=model)
     # Top-2: user 0 -> items 1 (5), 6 (3) with 3 masked; user 1 -> items 4, 3. Hits: item 1 and item 4.
     assert outputs["topk"].tolist() == [[1, 6], [4, 3]]
+    # User 1 as a holdout query with item 4 masked: items 3, 2.
+    assert outputs["holdout_topk"].tolist() == [[3, 2]]
     assert (outputs["hits"], outputs["targets"]) == (2, 3)
     assert outputs["member_scores"].tolist() == [5, 1, 4] and outputs["non_member_scores"].tolist() == [2, 3, 0.5]
     assert np.allclose(outputs["distances"]["jsd"], 0)
@@ -254,6 +271,27 @@ def test_ranking_metrics_by_hand():
     assert math.isnan(r.forget_gap_closed_topk(evaluation_of(model, retrained, retrained)))
 
 
+def test_the_signal_check_line_counts_a_ranking_models_seeds_with_a_signal():
+    runs = [[{"method": "original", "forget_gap_signal_p_topk": p}] for p in (0.01, 0.2, float("nan"))]
+    assert signal_check(runs) == {"seeds": 2, "with_signal": 1, "p": [0.01, 0.2]}
+
+
+def test_the_ranking_signal_check_by_hand():
+    model = outputs_with()
+    # The Original's forget distances to Retrain (1 - Jaccard): 1 - 1/5 and 1 - 0, as in the test above.
+    retrained = outputs_with(topk=np.array([[1, 2, 9], [7, 8, 6]]), holdout_topk=np.array([[1, 2, 3], [4, 5, 7]] * 2))
+    holdout_close = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [4, 5, 6]])  # distances 0, 0.5, 0, 0.5
+    original = outputs_with(topk=np.array([[9, 8, 7], [1, 2, 3]]), holdout_topk=holdout_close)
+    evaluation = evaluation_of(model, retrained, original)
+    expected = stats.ttest_ind([0.8, 1.0], [0, 0.5, 0, 0.5], equal_var=False, alternative="greater").pvalue
+    assert r.forget_gap_signal_p_topk(evaluation) == pytest.approx(expected) and expected < 0.05
+    assert r.forget_gap_closed_topk(evaluation) == pytest.approx(1 - 0.65 / 0.9)
+    # Holdout lists as far from Retrain's as the forget lists: no signal, gap closed is NaN.
+    original.holdout_topk = np.array([[7, 8, 9], [1, 2, 3], [7, 8, 9], [1, 2, 3]])
+    assert r.forget_gap_signal_p_topk(evaluation) > 0.05
+    assert math.isnan(r.forget_gap_closed_topk(evaluation))
+
+
 # Every method through the command line, and verify.
 
 CLI_SETTINGS = {**RANKING_TINY, "epochs": 2, "sisa_epochs": 1, "state": "info"}
@@ -292,7 +330,7 @@ def test_every_method_runs_on_a_ranking_model_and_verifies_through_the_cli(ranki
     for method, row in rows.items():
         for key in ("test_ndcg", "test_ndcg@10", "valid_ndcg@20", "forget_exposure", "forget_score_mia_auc"):
             assert math.isfinite(row[key]), (method, key)
-        assert "test_auc" not in row
+        assert "test_auc" not in row and "forget_gap_signal_p_topk" in row
     assert rows["retrain"]["forget_topk_overlap"] == 1 and rows["retrain"]["forget_catalogue_jsd"] == 0
     if model == "SASRec":
         logs = "".join(open(path).read() for path in glob.glob(str(workdir / "log" / model / "*.log")))

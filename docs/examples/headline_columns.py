@@ -1,8 +1,8 @@
 """A results.md section from a finished run's results.json: what produced it (command, commit, date,
 seeds, machine, training precision), the headline columns (gap closed and its signal p-value, test AUC
 on all and on retained users, MIA AUC, the fairness gap with its groups' sizes, seconds, trainable share;
-for a ranking model NDCG@K, gap closed on top-K lists and residual exposure in place of AUC and the
-signal check) with each cell as the run's own tables show it (``mean ± 95% CI`` over seeds), and the
+for a ranking model NDCG@K, gap closed on top-K lists with its signal p-value and residual exposure in
+place of AUC) with each cell as the run's own tables show it (``mean ± 95% CI`` over seeds), and the
 claims block of a run over seeds. ``--extra`` adds columns by metric name (e.g. forget_gap_closed_jsd);
 ``--seeds`` summarises only those seeds of the run (to set it beside another run over them), without claims.
 
@@ -35,6 +35,7 @@ COLUMNS = {
     ),
     "ranking": (
         "forget_gap_closed_topk",
+        "forget_gap_signal_p_topk",
         "test_ndcg",
         "test_ndcg_retained",
         "forget_exposure",

@@ -14,6 +14,10 @@ Forgetting is read on *forget queries*, each scored over the whole catalogue:
 Per query the pass keeps the top-K items (K = the largest ``topk``), the scores of the targets
 (membership-inference members) and of as many items the user never interacted with in any split
 (non-members, seeded), and the Jensen-Shannon divergence of the catalogue softmax to the Retrain model's.
+
+*Holdout queries*, as many (seeded), are built alike from users with nothing forgotten (a general model:
+such users; a sequential model: such users' training samples); only their top-K is kept. The signal
+check compares the Original's distance to Retrain on them with its distance on the forget queries.
 """
 
 from dataclasses import dataclass, field
@@ -49,6 +53,7 @@ class QueryBatch:
 class ForgetQueries:
     batches: list
     users: np.ndarray  # the user of each query
+    holdout: list = field(default_factory=list)  # QueryBatches of users with nothing forgotten
 
     @classmethod
     def build(cls, config, train_dataset, forget_rows, removed_mask, splits, seed):
@@ -60,46 +65,64 @@ class ForgetQueries:
         seen = seen_items(splits)
         generator = np.random.default_rng(seed)
         batch_size = config["eval_batch_size"]
-        if is_sequential(train_dataset):
+        sequential = is_sequential(train_dataset)
+        if sequential:
             query_users = users[forget_rows]
             query_targets = [np.array([item]) for item in items[forget_rows]]
-            query_masked = [np.array([], dtype=np.int64)] * len(forget_rows)
-            inputs = [
-                train_dataset.inter_feat[forget_rows[i : i + batch_size]]
-                for i in range(0, len(forget_rows), batch_size)
-            ]
         else:
             query_users = np.unique(users[forget_rows])
             forgotten = np.zeros(len(users), dtype=bool)
             forgotten[forget_rows] = True
             query_targets = [items[(users == user) & forgotten] for user in query_users]
-            query_masked = [items[(users == user) & ~removed_mask] for user in query_users]
-            inputs = [
-                Interaction({uid: torch.from_numpy(query_users[i : i + batch_size])})
-                for i in range(0, len(query_users), batch_size)
-            ]
         non_members = [
             never_seen_sample(seen.get(user, set()), len(targets), train_dataset.item_num, generator)
             for user, targets in zip(query_users, query_targets)
         ]
-        batches = []
-        for number, interaction in enumerate(inputs):
-            chosen = range(number * batch_size, number * batch_size + len(interaction))
-            batches.append(
-                QueryBatch(
-                    interaction,
-                    pairs([query_masked[q] for q in chosen]),
-                    pairs([query_targets[q] for q in chosen]),
-                    pairs([non_members[q] for q in chosen]),
-                )
+        batches = query_batches(train_dataset, forget_rows if sequential else query_users, removed_mask, batch_size)
+        for batch, chosen in zip(batches, batch_ranges(len(query_users), batch_size)):
+            batch.targets = pairs([query_targets[q] for q in chosen])
+            batch.non_members = pairs([non_members[q] for q in chosen])
+        # Drawn after the non-members, which stay as they were drawn before holdout queries existed.
+        untouched = ~np.isin(users, users[removed_mask])
+        candidates = np.flatnonzero(untouched) if sequential else np.unique(users[untouched])
+        drawn = np.sort(generator.choice(candidates, size=min(len(query_users), len(candidates)), replace=False))
+        return cls(batches, query_users, query_batches(train_dataset, drawn, removed_mask, batch_size))
+
+
+def batch_ranges(count, batch_size):
+    return [range(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+
+
+def query_batches(train_dataset, queries, removed_mask, batch_size):
+    """QueryBatches without targets of ``queries``: a sequential model's training rows (their histories
+    as trained on; nothing masked) or a general model's users (each user's retained training items
+    masked: they fill every model's top-K)."""
+    empty = pairs([])
+    if is_sequential(train_dataset):
+        return [
+            QueryBatch(
+                train_dataset.inter_feat[queries[chosen.start : chosen.stop]], pairs([[]] * len(chosen)), empty, empty
             )
-        return cls(batches, query_users)
+            for chosen in batch_ranges(len(queries), batch_size)
+        ]
+    uid, iid = train_dataset.uid_field, train_dataset.iid_field
+    users, items = train_dataset.inter_feat[uid].numpy(), train_dataset.inter_feat[iid].numpy()
+    retained = ~removed_mask
+    return [
+        QueryBatch(
+            Interaction({uid: torch.from_numpy(queries[chosen.start : chosen.stop])}),
+            pairs([items[(users == user) & retained] for user in queries[chosen.start : chosen.stop]]),
+            empty,
+            empty,
+        )
+        for chosen in batch_ranges(len(queries), batch_size)
+    ]
 
 
 def pairs(items_per_query):
     """(query index, item) arrays of a batch's per-query item lists."""
     queries = np.repeat(np.arange(len(items_per_query)), [len(items) for items in items_per_query])
-    items = np.concatenate(items_per_query) if items_per_query else np.array([], dtype=np.int64)
+    items = np.concatenate(items_per_query) if len(items_per_query) else np.array([], dtype=np.int64)
     return torch.from_numpy(queries), torch.from_numpy(items.astype(np.int64))
 
 
@@ -134,6 +157,7 @@ class RankingOutputs:
     member_scores: np.ndarray
     non_member_scores: np.ndarray
     distances: dict = field(default_factory=dict)  # name -> per-query distance to the Retrain model
+    holdout_topk: np.ndarray = None  # [holdout queries, K] each holdout query's top-K items
 
 
 def catalogue_scores(model, interaction, device, item_num, batch_size):
@@ -180,7 +204,11 @@ def collect_ranking_outputs(config, model, valid_data, test_data, queries, retra
 def forget_query_outputs(model, queries, k, sizes, retrained=None):
     """The forget-query fields of ``RankingOutputs`` (``sizes``: the catalogue's and a scoring batch's)."""
     device = next(model.parameters()).device
-    topk, hits, targets, members, non_members, jsd = [], 0, 0, [], [], []
+    topk, hits, targets, members, non_members, jsd, holdout_topk = [], 0, 0, [], [], [], []
+    for batch in queries.holdout:
+        scores = catalogue_scores(model, batch.interaction, device, *sizes)
+        scores[batch.masked] = -torch.inf
+        holdout_topk.append(torch.topk(scores, k, dim=-1).indices.cpu())
     for batch in queries.batches:
         scores = catalogue_scores(model, batch.interaction, device, *sizes)
         scores[batch.masked] = -torch.inf
@@ -203,6 +231,7 @@ def forget_query_outputs(model, queries, k, sizes, retrained=None):
         "member_scores": torch.cat(members).numpy(),
         "non_member_scores": torch.cat(non_members).numpy(),
         "distances": {"jsd": torch.cat(jsd).numpy()} if jsd else {},
+        "holdout_topk": torch.cat(holdout_topk).numpy() if holdout_topk else np.empty((0, k), dtype=np.int64),
     }
 
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from logging import getLogger
 
 import numpy as np
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from recbole_unlearn.evaluation.fairness import group_value, retained_users
+from recbole_unlearn.evaluation.labeled_metrics import SIGNIFICANCE
 from recbole_unlearn.evaluation.ranking import largest_k
 
 
@@ -49,10 +51,27 @@ def forget_exposure(evaluation):
     return outputs.hits / outputs.targets
 
 
+def jaccard_overlaps(lists, reference):
+    """Each query's Jaccard overlap of its top-K list in ``lists`` with the one in ``reference``."""
+    return np.array([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(lists, reference)])
+
+
 def topk_overlap(outputs, retrained):
     """Mean Jaccard overlap of each forget query's top-K with the Retrain model's."""
-    overlaps = [len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(outputs.topk, retrained.topk)]
-    return float(np.mean(overlaps))
+    return float(np.mean(jaccard_overlaps(outputs.topk, retrained.topk)))
+
+
+def forget_gap_signal_p_topk(evaluation):
+    """One-sided Welch t-test p-value that the Original's top-K lists are farther from Retrain's (1 -
+    Jaccard) on the forget queries than on the holdout queries (users with nothing forgotten): small =
+    the Original holds something of the forget data that Retrain lacks; large = nothing to close. NaN
+    without two holdout queries (a request touching nearly every user)."""
+    original, retrained = evaluation.original, evaluation.retrained
+    if original.holdout_topk is None or len(original.holdout_topk) < 2:
+        return float("nan")
+    forget = 1 - jaccard_overlaps(original.topk, retrained.topk)
+    holdout = 1 - jaccard_overlaps(original.holdout_topk, retrained.holdout_topk)
+    return float(stats.ttest_ind(forget, holdout, equal_var=False, alternative="greater").pvalue)
 
 
 def forget_topk_overlap(evaluation):
@@ -71,7 +90,16 @@ def forget_topk_distance(evaluation):
 
 def forget_gap_closed_topk(evaluation):
     """``1 - d(model, Retrain) / d(Original, Retrain)`` for the top-K distance ``1 - overlap``, a linear
-    scale: 1 = the Retrain model's top-K lists, 0 = no closer than not unlearning, negative = farther."""
+    scale: 1 = the Retrain model's top-K lists, 0 = no closer than not unlearning, negative = farther.
+    NaN (logged) when the signal check finds the Original no farther from Retrain on the forget queries
+    than on the holdout queries."""
+    p_value = forget_gap_signal_p_topk(evaluation)
+    if p_value >= SIGNIFICANCE:
+        getLogger().warning(
+            "forget_gap_closed_topk is NaN (no signal): the Original's top-K lists are no farther from Retrain's "
+            f"on the forget queries than on the holdout queries (one-sided Welch t-test p = {p_value:.3g})."
+        )
+        return float("nan")
     gap = 1 - topk_overlap(evaluation.original, evaluation.retrained)
     if gap == 0:
         getLogger().warning("forget_gap_closed_topk is NaN: the Original and Retrain give the same top-K lists.")

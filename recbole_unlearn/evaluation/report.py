@@ -122,7 +122,7 @@ def measured_on(context):
 
 
 def signal_lines(check):
-    """A ``signal_check``'s sentence and a blank line, or nothing for rows without one (ranking models)."""
+    """A ``signal_check``'s sentence and a blank line, or nothing for rows without one."""
     return f"\n{signal_sentence(check)}\n" if check else ""
 
 

@@ -187,10 +187,11 @@ def judge_claims(claims, runs):
 
 def signal_check(runs):
     """Whether the Original differs from Retrain on the forget set at all, per seed (``runs``: each a list of
-    result rows): the seeds whose ``forget_gap_signal_p`` is below ``SIGNIFICANCE``; None for rows without
-    it (ranking models)."""
-    p_values = [row.get("forget_gap_signal_p") for rows in runs for row in rows if row["method"] == "original"]
-    p_values = [p for p in p_values if p is not None]
+    result rows): the seeds whose ``forget_gap_signal_p`` (a ranking model's ``forget_gap_signal_p_topk``)
+    is below ``SIGNIFICANCE``; None for rows without it, or where it could not be computed (NaN)."""
+    originals = [row for rows in runs for row in rows if row["method"] == "original"]
+    p_values = [row.get("forget_gap_signal_p", row.get("forget_gap_signal_p_topk")) for row in originals]
+    p_values = [p for p in p_values if p is not None and not math.isnan(p)]
     if not p_values:
         return None
     return {"seeds": len(p_values), "with_signal": sum(p < SIGNIFICANCE for p in p_values), "p": p_values}
