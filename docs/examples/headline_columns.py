@@ -66,7 +66,9 @@ def provenance(path, document, command, commit, seeds=None):
 
 
 def table(rows, extra=()):
-    columns = [*COLUMNS[family_of(rows)], *extra]
+    # A run made before a metric existed has no column for it.
+    recorded = set().union(*rows)
+    columns = [name for name in (*COLUMNS[family_of(rows)], *extra) if {name, f"{name}_mean"} & recorded]
     lines = ["| method | " + " | ".join(METRICS[name].label or name for name in columns) + " |"]
     lines.append("|---" * (len(columns) + 1) + "|")
     lines += [f"| {row['method']} | " + " | ".join(cell(METRICS[name], row) for name in columns) + " |" for row in rows]
