@@ -18,6 +18,8 @@ Per query the pass keeps the top-K items (K = the largest ``topk``), the scores 
 *Holdout queries*, as many (seeded), are built alike from users with nothing forgotten (a general model:
 such users; a sequential model: such users' training samples); only their top-K is kept. The signal
 check compares the Original's distance to Retrain on them with its distance on the forget queries.
+
+Longer than 250 lines: the queries and the pass over them share one batch layout (``QueryBatch``).
 """
 
 from dataclasses import dataclass, field

@@ -5,6 +5,8 @@ evaluation. The Original and Retrain models (and SISA's shards trained before th
 A ranking model (general or sequential) is built on the data it is trained on (a graph model's graph is
 data: LightGCN's holds every training interaction), so every model after the request, fine-tuned ones
 included, holds only the retained data; its evaluation is ``recbole_unlearn.evaluation.ranking``'s.
+
+Longer than 250 lines: every step reads the request's masks, the splits and the cache held here.
 """
 
 import functools
