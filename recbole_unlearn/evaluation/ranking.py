@@ -102,9 +102,7 @@ def query_batches(train_dataset, queries, removed_mask, batch_size):
     empty = pairs([])
     if is_sequential(train_dataset):
         return [
-            QueryBatch(
-                train_dataset.inter_feat[queries[chosen.start : chosen.stop]], pairs([[]] * len(chosen)), empty, empty
-            )
+            QueryBatch(train_dataset.inter_feat[queries[chosen.start : chosen.stop]], empty, empty, empty)
             for chosen in batch_ranges(len(queries), batch_size)
         ]
     uid, iid = train_dataset.uid_field, train_dataset.iid_field

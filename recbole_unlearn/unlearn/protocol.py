@@ -158,7 +158,8 @@ class UnlearnProtocol(ProtocolEvaluation):
         own = users_eval_loader(self.config, self.valid_data, users)
         if own is None:
             self.logger.warning("No validation rows for a shard's users: it early-stops on the whole split.")
-        return own or self.valid_data
+            return self.valid_data
+        return own
 
     def checkpoint_path(self, name):
         return os.path.join(self.run_dir, f"{name}.safetensors")
