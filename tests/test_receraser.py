@@ -136,19 +136,12 @@ def test_a_shard_whose_every_user_is_forgotten_holds_an_untrained_model(tmp_path
     assert all(ok for _, ok, _ in checks), [check for check in checks if not check[1]]
 
 
-def test_a_labeled_shard_early_stops_on_the_whole_split_where_its_users_validation_rows_hold_one_label(workdir):
-    """A NaN validation AUC never saves a checkpoint: DeepFM's ten RecEraser shards on ML-100K stopped the
-    run with "receraser-shard9.safetensors does not exist"."""
+def test_a_labeled_models_shard_early_stops_on_the_whole_validation_split(workdir):
+    """DeepFM's shards validated on their own users' rows stopped early on a few rows (SISA's gap closed
+    fell from 0.48 to 0.21 on ML-100K), or never saved an epoch where those rows held one label."""
     protocol = UnlearnProtocol(small_config("DeepFM"))
-    valid = protocol.valid_data._dataset.inter_feat
-    valid_users, labels = valid["user_id"].numpy(), valid["label"].numpy()
+    valid_users = protocol.valid_data._dataset.inter_feat["user_id"].numpy()
     train_users = protocol.train_dataset.inter_feat["user_id"].numpy()
-    label_counts = {
-        user: len(np.unique(labels[valid_users == user])) for user in np.intersect1d(valid_users, train_users)
-    }
-    one_label = [user for user, count in label_counts.items() if count == 1]
-    both = [user for user, count in label_counts.items() if count == 2]
-    assert one_label and both
-    assert protocol.valid_data_of(np.flatnonzero(train_users == one_label[0])) is protocol.valid_data
-    own = protocol.valid_data_of(np.flatnonzero(np.isin(train_users, both)))
-    assert set(own._dataset.inter_feat["user_id"].tolist()) == set(both)
+    shard_users = np.intersect1d(valid_users, train_users)[:5]
+    assert len(shard_users) and not np.isin(valid_users, shard_users).all()
+    assert protocol.valid_data_of(np.flatnonzero(np.isin(train_users, shard_users))) is protocol.valid_data

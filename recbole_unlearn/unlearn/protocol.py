@@ -151,18 +151,17 @@ class UnlearnProtocol(ProtocolEvaluation):
         return train_loader(self.config, self.subset(self.forget_rows), batch_size, seen=self.train_dataset)
 
     def valid_data_of(self, rows):
-        """The validation rows of the users holding training ``rows``: a shard model's early-stopping signal
-        (a model with user embeddings knows nothing of the other users, and scoring them would cost the
-        whole split's full sort per epoch); the whole split where those users have none, or, for a labeled
-        model, rows of one label only (its AUC is undefined there, and a NaN score never saves a model)."""
+        """A shard model's early-stopping data. A ranking model's: the validation rows of the users holding
+        training ``rows`` (its user embeddings know nothing of the other users, and scoring them would cost
+        the whole split's full sort per epoch), or the whole split where those users have none. A labeled
+        model's: the whole split, as for the Original (its features carry over to other users, and a
+        chronological split gives most validation rows to users without training rows)."""
+        if not self.ranking:
+            return self.valid_data
         users = np.unique(self.train_dataset.inter_feat[self.train_dataset.uid_field].numpy()[rows])
         own = users_eval_loader(self.config, self.valid_data, users)
-        labels = None if own is None or self.ranking else own._dataset.inter_feat[self.config["LABEL_FIELD"]]
-        if own is None or (labels is not None and len(labels.unique()) < 2):
-            self.logger.warning(
-                "A shard's users have no validation rows (or, for a labeled model, rows of one label only): "
-                "it early-stops on the whole split."
-            )
+        if own is None:
+            self.logger.warning("No validation rows for a shard's users: it early-stops on the whole split.")
             return self.valid_data
         return own
 
