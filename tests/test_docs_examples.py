@@ -61,6 +61,25 @@ def test_compare_pairs_names_a_method_the_run_lacks(results_file, monkeypatch, c
         run_example("compare_pairs.py", monkeypatch, capsys, results_file, "better,npo")
 
 
+def test_compare_pairs_judges_a_method_against_another_runs_rows(results_file, monkeypatch, capsys):
+    out = run_example(
+        "compare_pairs.py", monkeypatch, capsys, results_file, f"--baseline={results_file}", "better,worse@baseline"
+    )
+    gap = METRICS["forget_gap_closed"].label
+    assert f"| better higher {gap} than worse@baseline | 0.300 ± 0.000 | 3 |" in out
+
+
+def test_compare_pairs_refuses_a_baseline_without_the_runs_seeds(results_file, tmp_path, monkeypatch, capsys):
+    results = json.loads(results_file.read_text())
+    results["runs"] = results["runs"][:2]
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(results))
+    with pytest.raises(ValueError, match=r"baseline.json has no run of seed\(s\) \[2\]"):
+        run_example(
+            "compare_pairs.py", monkeypatch, capsys, results_file, f"--baseline={baseline}", "better,better@baseline"
+        )
+
+
 def test_claims_by_model_shows_each_verdict_with_its_difference(results_file, monkeypatch, capsys):
     out = run_example("claims_by_model.py", monkeypatch, capsys, results_file)
     gap = METRICS["forget_gap_closed"].label

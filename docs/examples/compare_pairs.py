@@ -2,17 +2,40 @@
 during the run: each headline metric's paired difference, its 95% CI and the verdict.
 
 Usage: python docs/examples/compare_pairs.py saved/unlearn/<run>-seeds-<time>/results.json simnpo,e2urec ...
+
+``--baseline=<other run>/results.json`` adds that run's rows, named ``<method>@baseline``, to the run of
+the same seed: ``simnpo,simnpo@baseline`` judges a tuned run's SimNPO against the untuned run's.
 """
 
 import json
 import sys
 
+from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.summary import checked_pair_claims, claims_table, judge_claims
 
 
-def main(path, pairs):
+def seed_rows(path):
     with open(path) as f:
-        runs = [run["rows"] for run in json.load(f)["runs"]]
+        return {run["seed"]: run["rows"] for run in json.load(f)["runs"]}
+
+
+def with_baseline(runs, baseline_path):
+    baseline = seed_rows(baseline_path)
+    missing = sorted(set(runs) - set(baseline))
+    if missing:
+        raise BadInput(f"--baseline={baseline_path} has no run of seed(s) {missing}.")
+    return {
+        seed: rows + [{**row, "method": f"{row['method']}@baseline"} for row in baseline[seed]]
+        for seed, rows in runs.items()
+    }
+
+
+def main(path, arguments):
+    pairs = [argument for argument in arguments if not argument.startswith("--baseline=")]
+    runs = seed_rows(path)
+    for argument in set(arguments) - set(pairs):
+        runs = with_baseline(runs, argument.removeprefix("--baseline="))
+    runs = list(runs.values())
     known = list(dict.fromkeys(row["method"] for rows in runs for row in rows))
     claims = checked_pair_claims([pair.split(",") for pair in pairs], known, "compare_pairs.py")
     print(claims_table(judge_claims(claims, runs)))
