@@ -80,6 +80,28 @@ def test_compare_pairs_refuses_a_baseline_without_the_runs_seeds(results_file, t
         )
 
 
+def test_signal_rows_sets_the_original_beside_retrain_with_each_seeds_p_value(tmp_path, monkeypatch, capsys):
+    runs = [[row("original", seed, 0.0), row("retrain", seed, 1.0)] for seed in range(3)]
+    for seed, rows in enumerate(runs):
+        rows[0]["forget_mia_auc"] = 0.6 + 0.01 * seed
+    results = {
+        "runs": [
+            {"seed": seed, "context": {"forget_interactions": 1000 + seed}, "rows": rows}
+            for seed, rows in enumerate(runs)
+        ],
+        "summary": summary_rows(runs),
+        "signal": {"seeds": 3, "with_signal": 2, "p": [0.2, 1e-5, 0.01]},
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    out = run_example("signal_rows.py", monkeypatch, capsys, f"core users=x={path}")
+    header, rule, line = out.splitlines()
+    assert header.count(" | ") + 1 == rule.count("---") == line.count(" | ") + 1
+    # The label keeps its "=" (the path is after the last one); MIA AUC 0.60/0.61/0.62: CI t(2) * 0.01 / sqrt(3).
+    assert line.startswith("| core users=x | 1,000 / 1,001 / 1,002 | 2 of 3 (0.2, 1e-05, 0.01) |")
+    assert "| 0.6100 ± 0.0248 / 0.5000 ± 0.0000 |" in line and line.endswith("| 11 / 11 |")
+
+
 def test_claims_by_model_shows_each_verdict_with_its_difference(results_file, monkeypatch, capsys):
     out = run_example("claims_by_model.py", monkeypatch, capsys, results_file)
     gap = METRICS["forget_gap_closed"].label

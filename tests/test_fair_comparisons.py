@@ -3,6 +3,7 @@ method with the same trials on a validation request that never touches the repor
 chosen values run on the reported request, and its receipt verifies)."""
 
 import json
+import logging
 import os
 from types import SimpleNamespace
 
@@ -57,11 +58,29 @@ def test_no_trial_reads_the_reported_forget_data(workdir, monkeypatch, selection
         original = getattr(UnlearnProtocol, name)
         monkeypatch.setattr(UnlearnProtocol, name, lambda self, rows, _f=original: read.append(rows) or _f(self, rows))
     monkeypatch.setattr("recbole_unlearn.unlearn.tuning.validation_protocol", lambda _: validation)
+    # After one epoch the core request may leave no signal, and then no trial would run to be checked.
+    monkeypatch.setattr(validation, "signal_p", lambda *_: 0.0)
     start = protocol.original()[0]
     read.clear()
     records = tune(protocol, [METHODS["neggrad"]], start)
     assert len(records["neggrad"]["trials"]) == 1 and read
     assert not reported & set(np.concatenate(read).tolist())
+
+
+def test_a_validation_request_without_a_forgetting_signal_runs_no_trial(workdir, monkeypatch, caplog):
+    protocol = UnlearnProtocol(Config("DeepFM", "ml-100k", config_dict=quiet(epochs=1, unlearn_tune=3)))
+    start = protocol.original()[0]
+    validation = validation_protocol(protocol)
+    # A validation Retrain that is the Original itself: there is nothing to close on its forget set.
+    monkeypatch.setattr(validation, "retrain", lambda model: (model, None))
+    monkeypatch.setattr(validation, "unlearn", lambda *_: pytest.fail("a trial ran"))
+    monkeypatch.setattr("recbole_unlearn.unlearn.tuning.validation_protocol", lambda _: validation)
+    with caplog.at_level(logging.WARNING):
+        records = tune(protocol, [METHODS["neggrad"], METHODS["simnpo"]], start)
+    assert set(records) == {"neggrad", "simnpo"}
+    assert all(record["trials"] == [] and record["values"] is None for record in records.values())
+    assert not records["neggrad"]["signal_p"] < 0.05
+    assert "the validation request has no forgetting signal" in caplog.text
 
 
 def test_tuned_rows_name_their_values_and_their_receipts_verify_through_the_cli(tmp_path):

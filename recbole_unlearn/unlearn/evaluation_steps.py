@@ -17,7 +17,7 @@ from recbole_unlearn.data.fingerprints import tokens_sha256
 from recbole_unlearn.data.groups import holdout_mask, parse_holdout, valid_holdout_rows
 from recbole_unlearn.data.loaders import eval_loader, train_loader
 from recbole_unlearn.errors import BadInput
-from recbole_unlearn.evaluation.metrics import compute_row, needed_splits
+from recbole_unlearn.evaluation.metrics import METRICS, compute_row, needed_splits
 from recbole_unlearn.evaluation.outputs import Evaluation, collect_outputs
 from recbole_unlearn.evaluation.ranking import collect_ranking_outputs
 from recbole_unlearn.evaluation.ranking_metrics import RankingEvaluation
@@ -140,6 +140,20 @@ class ProtocolEvaluation:
     def split_outputs(self, model, splits):
         """``model``'s outputs on some of a labeled model's evaluation splits, without distances."""
         return {split: collect_outputs(model, self.eval_loaders[split], self.config["LABEL_FIELD"]) for split in splits}
+
+    def signal_p(self, retrained_outputs, original_outputs):
+        """This request's signal check (``forget_gap_signal_p``; a ranking model's ``_topk``): small = the
+        Original is farther from the Retrain model on the forget set than on held-out data."""
+        evaluation = (RankingEvaluation if self.ranking else Evaluation)(
+            config=self.config,
+            outputs=original_outputs,
+            retrained=retrained_outputs,
+            original=original_outputs,
+            cost={},
+            trainable_parameters=0,
+            total_parameters=0,
+        )
+        return METRICS["forget_gap_signal_p_topk" if self.ranking else "forget_gap_signal_p"].compute(evaluation)
 
     def evaluate(self, name, model, cost, outputs, retrained_outputs, original_outputs):
         """The result row of ``model`` from its ``outputs`` and those of the Retrain model and the Original

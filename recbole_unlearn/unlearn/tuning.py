@@ -6,7 +6,8 @@ selection, ratio) among the units the reported request leaves, with its own Retr
 trial reads the reported forget data, as forget or as retain data. A trial's objective is the validation
 request's gap closed; a trial whose valid utility (AUC, or NDCG@10 for a ranking model) falls more than
 ``unlearn_tune_max_utility_drop`` below the Original's is infeasible. The best feasible trial's values
-then run on the reported request; without one, the defaults do.
+then run on the reported request; without one, the defaults do. A validation request without a forgetting
+signal (gap closed NaN for every trial) runs no trial: every method keeps its defaults.
 """
 
 import os
@@ -19,6 +20,7 @@ from recbole_unlearn.config import config_with, configured_as
 from recbole_unlearn.data.forget import ForgetRequest
 from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.cost import now
+from recbole_unlearn.evaluation.labeled_metrics import SIGNIFICANCE
 from recbole_unlearn.trainer import safe_trainer_for
 from recbole_unlearn.unlearn.protocol import UnlearnProtocol
 
@@ -73,7 +75,8 @@ def valid_utility(protocol, model, outputs):
 
 def tune(protocol, methods, start):
     """{method name: the search's record} for every method of ``methods`` with a search space: its trials
-    (values, gap closed, utility drop), the chosen values (None: the defaults) and its seconds."""
+    (values, gap closed, utility drop), the chosen values (None: the defaults), its seconds and the
+    validation request's signal p-value."""
     config, logger = protocol.config, getLogger()
     tuned = [method for method in methods if search_space(config, method)]
     if not config["unlearn_tune"] or not tuned:
@@ -84,6 +87,13 @@ def tune(protocol, methods, start):
     retrained_outputs = validation.evaluated_outputs(retrained, retrained)
     start_outputs = validation.evaluated_outputs(start, retrained, retrained_outputs)
     references = (retrained_outputs, start_outputs)
+    signal_p = validation.signal_p(*references)
+    if not signal_p < SIGNIFICANCE:
+        logger.warning(
+            f"No trial runs: the validation request has no forgetting signal (signal p = {signal_p:.3g}), so "
+            "gap closed, the objective, would be NaN for every trial; every method runs with its defaults."
+        )
+        return {method.name: {"trials": [], "values": None, "seconds": 0.0, "signal_p": signal_p} for method in tuned}
     baseline = valid_utility(validation, start, start_outputs)
     gap_key = "forget_gap_closed_topk" if protocol.ranking else "forget_gap_closed"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -110,6 +120,7 @@ def tune(protocol, methods, start):
             "trials": trials,
             "values": study.best_params if feasible else None,
             "seconds": now() - began,
+            "signal_p": signal_p,
         }
         if not feasible:
             logger.warning(f"No trial of {method.name} kept valid utility: it runs with its defaults.")
