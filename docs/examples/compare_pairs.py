@@ -7,8 +7,8 @@ Usage: python docs/examples/compare_pairs.py saved/unlearn/<run>-seeds-<time>/re
 the same seed: ``simnpo,simnpo@baseline`` judges a tuned run's SimNPO against the untuned run's.
 """
 
+import argparse
 import json
-import sys
 
 from recbole_unlearn.errors import BadInput
 from recbole_unlearn.evaluation.summary import checked_pair_claims, claims_table, judge_claims
@@ -30,11 +30,10 @@ def with_baseline(runs, baseline_path):
     }
 
 
-def main(path, arguments):
-    pairs = [argument for argument in arguments if not argument.startswith("--baseline=")]
+def main(path, pairs, baseline=None):
     runs = seed_rows(path)
-    for argument in set(arguments) - set(pairs):
-        runs = with_baseline(runs, argument.removeprefix("--baseline="))
+    if baseline:
+        runs = with_baseline(runs, baseline)
     runs = list(runs.values())
     known = list(dict.fromkeys(row["method"] for rows in runs for row in rows))
     claims = checked_pair_claims([pair.split(",") for pair in pairs], known, "compare_pairs.py")
@@ -42,4 +41,11 @@ def main(path, arguments):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("results")
+    parser.add_argument("pairs", nargs="+", help="method,other pairs, e.g. simnpo,e2urec")
+    parser.add_argument(
+        "--baseline", help="another run's results.json over the same seeds: its rows as <method>@baseline"
+    )
+    args = parser.parse_args()
+    main(args.results, args.pairs, args.baseline)
